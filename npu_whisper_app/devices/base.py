@@ -1,0 +1,116 @@
+"""The device contract: what every device (cpu, xrt, ...) implements.
+
+A device prepares weights once (its own layout and dtype, kept resident) and then
+runs kernels on activations. Activations cross the contract as float32 CPU
+``torch.Tensor`` objects; a device converts them to whatever it needs. Every
+dispatch is timed with the monotonic clock and recorded on the device's
+:class:`~npu_whisper_app.profiling.Recorder`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from ..profiling import Recorder
+
+TILE = 64  # rows per attention query tile and per key tile
+
+
+class DeviceError(RuntimeError):
+    """Base class for device failures the app reports to the user."""
+
+
+class DeviceUnavailable(DeviceError):
+    """The device cannot be used here (missing runtime, driver, hardware or kernels)."""
+
+
+class KernelError(DeviceError):
+    """A dispatch failed on the device (crashed kernel, timeout, bad state)."""
+
+
+@dataclass
+class DeviceInfo:
+    """What ``npu-whisper devices`` shows for one device."""
+
+    name: str
+    available: bool
+    description: str
+    reason: str = ""  # why it is unavailable (empty when available)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "available": self.available,
+            "description": self.description,
+            "reason": self.reason,
+            "details": self.details,
+        }
+
+
+class Device(ABC):
+    """Kernel contract. Shapes: ``x[T,K]``, ``w[K,N]``, ``q/k/v[H,T,D]``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def __init__(self, recorder: Recorder | None = None) -> None:
+        self.recorder = recorder if recorder is not None else Recorder()
+
+    # -- discovery -------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def probe(cls) -> DeviceInfo:
+        """Cheap check whether this device can run here, and why not."""
+
+    # -- weights (once, at load) ---------------------------------------------------------
+    @abstractmethod
+    def prepare_gemm(self, weight: torch.Tensor, bias: torch.Tensor | None) -> Any:
+        """Keep ``weight[K,N]`` (and ``bias[N]``) resident in the device's layout."""
+
+    @abstractmethod
+    def prepare_norm(self, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> Any:
+        """Keep LayerNorm parameters resident."""
+
+    # -- kernels (per window) --------------------------------------------------------------
+    @abstractmethod
+    def gemm(self, x: torch.Tensor, w: Any, *, op: str, gelu: bool = False) -> torch.Tensor:
+        """``x[T,K] @ w[K,N] + bias``, optionally followed by exact GELU (fused)."""
+
+    @abstractmethod
+    def layernorm(self, x: torch.Tensor, norm: Any, *, op: str) -> torch.Tensor:
+        """LayerNorm over the last dimension."""
+
+    @abstractmethod
+    def gelu(self, x: torch.Tensor, *, op: str) -> torch.Tensor:
+        """Exact (erf) GELU."""
+
+    @abstractmethod
+    def add(self, x: torch.Tensor, y: torch.Tensor, *, op: str) -> torch.Tensor:
+        """Elementwise ``x + y`` (residuals, positional embedding)."""
+
+    @abstractmethod
+    def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, op: str = "attention") -> torch.Tensor:
+        """Softmax(q k^T / sqrt(D)) v over **all** keys, per head.
+
+        Tiled by 64-row query tiles; each (head, query tile) is one timed dispatch that
+        meets every key tile with an online (running max / running sum) softmax.
+        """
+
+    def close(self) -> None:
+        """Release device resources."""
+
+    def __enter__(self) -> "Device":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def query_tiles(n: int, tile: int = TILE) -> list[tuple[int, int]]:
+    """``[(start, end), ...]`` covering ``range(n)`` in steps of ``tile``."""
+    return [(s, min(s + tile, n)) for s in range(0, n, tile)]

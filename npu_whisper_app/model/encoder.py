@@ -1,0 +1,210 @@
+"""Whisper's audio encoder written once against the device contract.
+
+``TiledEncoder`` replaces openai-whisper's ``AudioEncoder`` inside its model, so the
+library's own transcribe loop drives it. Each op is a timed device dispatch; attention
+is one dispatch per (head, 64-row query tile) over all frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..devices.base import Device, DeviceError
+from ..profiling import now_ns
+
+
+class Cancelled(Exception):
+    """Raised inside the encoder when the job asked to stop."""
+
+
+@dataclass
+class BlockWeights:
+    ln1: Any
+    qkv: Any
+    out: Any
+    ln2: Any
+    fc1: Any
+    fc2: Any
+
+
+@dataclass
+class EncoderWeights:
+    conv1: Any
+    conv2: Any
+    positional: torch.Tensor  # [n_ctx, D]
+    blocks: list[BlockWeights]
+    ln_post: Any
+
+
+def conv_weight_as_gemm(weight: torch.Tensor) -> torch.Tensor:
+    """Conv1d weight ``[out, in, k]`` -> gemm weight ``[in*k, out]`` matching :func:`im2col`."""
+    out_ch = weight.shape[0]
+    return weight.detach().reshape(out_ch, -1).t().contiguous()
+
+
+def im2col(x: torch.Tensor, kernel: int, stride: int, padding: int) -> torch.Tensor:
+    """``x[T, C]`` (time-major) -> patches ``[T_out, C*kernel]`` for a 1-D convolution."""
+    xp = F.pad(x.t(), (padding, padding))  # [C, T + 2p]
+    patches = xp.unfold(1, kernel, stride)  # [C, T_out, k]
+    return patches.permute(1, 0, 2).reshape(patches.shape[1], -1)
+
+
+def prepare_weights(encoder: nn.Module, device: Device) -> EncoderWeights:
+    """Upload openai-whisper ``AudioEncoder`` parameters to ``device`` once."""
+    dev = device
+    blocks = []
+    for block in encoder.blocks:
+        attn = block.attn
+        d = attn.query.weight.shape[0]
+        w_qkv = torch.cat([attn.query.weight, attn.key.weight, attn.value.weight], 0).t()
+        b_qkv = torch.cat([attn.query.bias, torch.zeros(d, dtype=attn.query.bias.dtype), attn.value.bias])
+        blocks.append(
+            BlockWeights(
+                ln1=dev.prepare_norm(block.attn_ln.weight, block.attn_ln.bias, block.attn_ln.eps),
+                qkv=dev.prepare_gemm(w_qkv.detach(), b_qkv.detach()),
+                out=dev.prepare_gemm(attn.out.weight.detach().t(), attn.out.bias.detach()),
+                ln2=dev.prepare_norm(block.mlp_ln.weight, block.mlp_ln.bias, block.mlp_ln.eps),
+                fc1=dev.prepare_gemm(block.mlp[0].weight.detach().t(), block.mlp[0].bias.detach()),
+                fc2=dev.prepare_gemm(block.mlp[2].weight.detach().t(), block.mlp[2].bias.detach()),
+            )
+        )
+    return EncoderWeights(
+        conv1=dev.prepare_gemm(conv_weight_as_gemm(encoder.conv1.weight), encoder.conv1.bias.detach()),
+        conv2=dev.prepare_gemm(conv_weight_as_gemm(encoder.conv2.weight), encoder.conv2.bias.detach()),
+        positional=encoder.positional_embedding.detach().float().contiguous(),
+        blocks=blocks,
+        ln_post=dev.prepare_norm(encoder.ln_post.weight, encoder.ln_post.bias, encoder.ln_post.eps),
+    )
+
+
+class TiledEncoder(nn.Module):
+    """Drop-in replacement for ``whisper.model.AudioEncoder`` running on a device.
+
+    ``fallback`` (a factory for another device, usually cpu) takes over when the
+    device fails mid-job; ``on_fallback`` is told why. ``should_stop`` is polled
+    between dispatches and raises :class:`Cancelled` when it returns True.
+    """
+
+    def __init__(
+        self,
+        reference: nn.Module,
+        n_head: int,
+        device: Device,
+        fallback: Callable[[], Device] | None = None,
+        on_fallback: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.reference = [reference]  # hidden from nn.Module so its params are not ours
+        self.n_head = n_head
+        self.n_state = reference.ln_post.weight.shape[0]
+        self.n_layer = len(reference.blocks)
+        self.n_ctx = reference.positional_embedding.shape[0]
+        # a real (tiny) parameter keeps ``model.device`` / ``model.dtype`` working
+        self.register_buffer("_anchor", torch.zeros(1), persistent=False)
+        self.device = device
+        self.weights = prepare_weights(reference, device)
+        self.fallback = fallback
+        self.on_fallback = on_fallback
+        self.should_stop: Callable[[], bool] | None = None
+        self.windows_done = 0
+        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def recorder(self):
+        return self.device.recorder
+
+    def _check_stop(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise Cancelled()
+
+    # -- one 30 s window -------------------------------------------------------------------
+    def encode_window(self, mel: torch.Tensor) -> torch.Tensor:
+        """``mel[n_mels, n_frames]`` -> ``[n_frames/2, D]`` through device dispatches."""
+        dev, w, rec = self.device, self.weights, self.device.recorder
+        rec.set_context(window=self.windows_done, layer=-1)
+        x = mel.t().float().contiguous()  # [T, n_mels]
+
+        t0 = now_ns()
+        cols = im2col(x, 3, 1, 1)
+        rec.record("im2col", "host", t0, now_ns(), 0, 4 * cols.numel())
+        x = dev.gemm(cols, w.conv1, op="conv1", gelu=True)  # [T, D]
+        self._check_stop()
+        t0 = now_ns()
+        cols = im2col(x, 3, 2, 1)
+        rec.record("im2col", "host", t0, now_ns(), 0, 4 * cols.numel())
+        x = dev.gemm(cols, w.conv2, op="conv2", gelu=True)  # [T/2, D]
+        n = x.shape[0]
+        x = dev.add(x, w.positional[:n], op="pos_add")
+        rec.flush()
+
+        d, h = self.n_state, self.n_head
+        for i, b in enumerate(w.blocks):
+            rec.set_context(layer=i)
+            self._check_stop()
+            y = dev.layernorm(x, b.ln1, op="ln1")
+            qkv = dev.gemm(y, b.qkv, op="qkv")  # [T, 3D]
+            qkv = qkv.view(n, 3, h, d // h).permute(1, 2, 0, 3)  # [3, H, T, Dh]
+            q, k, v = qkv[0].contiguous(), qkv[1].contiguous(), qkv[2].contiguous()
+            self._check_stop()
+            a = dev.attention(q, k, v, op="attention")  # [H, T, Dh]
+            a = a.permute(1, 0, 2).reshape(n, d)
+            self._check_stop()
+            x = dev.add(x, dev.gemm(a, b.out, op="out_proj"), op="residual1")
+            y = dev.layernorm(x, b.ln2, op="ln2")
+            y = dev.gemm(y, b.fc1, op="fc1", gelu=True)
+            self._check_stop()
+            x = dev.add(x, dev.gemm(y, b.fc2, op="fc2"), op="residual2")
+            rec.flush()
+
+        rec.set_context(layer=self.n_layer)
+        x = dev.layernorm(x, w.ln_post, op="ln_post")
+        rec.flush()
+        return x
+
+    def _switch_to_fallback(self, error: DeviceError) -> None:
+        assert self.fallback is not None
+        failed = self.device.name
+        new = self.fallback()
+        new.recorder = self.device.recorder
+        try:
+            self.device.close()
+        except Exception:
+            pass
+        self.device = new
+        self.weights = prepare_weights(self.reference[0], new)
+        self.fallback = None
+        if self.on_fallback is not None:
+            self.on_fallback(f"device {failed!r} failed ({error}); continuing on {new.name!r}")
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """``mel[B, n_mels, n_frames]`` -> ``[B, n_frames/2, D]``.
+
+        openai-whisper re-encodes the same window for language detection and for each
+        temperature of its fallback; the last result is reused when the mel is equal.
+        """
+        squeeze = mel.dim() == 2
+        if squeeze:
+            mel = mel[None]
+        outs = []
+        for item in mel:
+            if self._cache is not None and self._cache[0].shape == item.shape and torch.equal(self._cache[0], item):
+                outs.append(self._cache[1])
+                continue
+            while True:
+                try:
+                    out = self.encode_window(item)
+                    break
+                except DeviceError as exc:
+                    if self.fallback is None:
+                        raise
+                    self._switch_to_fallback(exc)
+            self.windows_done += 1
+            self._cache = (item.detach().clone(), out)
+            outs.append(out)
+        result = torch.stack(outs).to(mel.dtype)
+        return result[0] if squeeze else result

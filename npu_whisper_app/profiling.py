@@ -1,0 +1,267 @@
+"""Timing events for every kernel dispatch, a recorder that batches them to listeners,
+and the summaries/exports built from them.
+
+The numbers here come only from the monotonic clock read around real work
+(``time.perf_counter_ns``); nothing is estimated.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+now_ns = time.perf_counter_ns
+
+# Op name -> category shown in the plots (stacked bars per layer).
+OP_CATEGORIES: dict[str, str] = {
+    "conv1": "conv stem",
+    "conv2": "conv stem",
+    "conv1_gelu": "conv stem",
+    "conv2_gelu": "conv stem",
+    "im2col": "conv stem",
+    "pos_add": "conv stem",
+    "ln1": "norms",
+    "ln2": "norms",
+    "ln_post": "norms",
+    "qkv": "projections",
+    "q_proj": "projections",
+    "k_proj": "projections",
+    "v_proj": "projections",
+    "out_proj": "projections",
+    "attention": "attention",
+    "fc1": "mlp",
+    "fc1_gelu": "mlp",
+    "gelu": "mlp",
+    "fc2": "mlp",
+    "residual1": "residual",
+    "residual2": "residual",
+}
+CATEGORIES: tuple[str, ...] = ("conv stem", "norms", "projections", "attention", "mlp", "residual", "other")
+
+
+def op_category(op: str) -> str:
+    """The plot category of an op name (unknown ops are 'other')."""
+    return OP_CATEGORIES.get(op, "other")
+
+
+@dataclass(slots=True)
+class TimingEvent:
+    """One timed kernel dispatch.
+
+    ``layer`` is the encoder block index, -1 for the conv stem and ``n_layers`` for
+    ``ln_post``. ``head``/``tile`` are set for attention tiles (tile = query-tile index).
+    """
+
+    window: int
+    layer: int
+    op: str
+    device: str
+    start_ns: int
+    end_ns: int
+    flops: int = 0
+    bytes: int = 0
+    head: int | None = None
+    tile: int | None = None
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Listener = Callable[[list[TimingEvent]], None]
+
+
+class Recorder:
+    """Collects timing events and hands them, in batches, to listeners.
+
+    Devices call :meth:`record` per dispatch (cheap: one append under the GIL).
+    :meth:`flush` sends the events gathered since the last flush to every listener;
+    the encoder flushes after each layer so live views stay fresh.
+    Thread-safe for one producer and any number of readers.
+    """
+
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
+        self.events: list[TimingEvent] = []
+        self._pending: list[TimingEvent] = []
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        self.window = 0
+        self.layer = -1
+        self.enabled = True
+
+    # -- context set by the encoder graph -------------------------------------------
+    def set_context(self, window: int | None = None, layer: int | None = None) -> None:
+        if window is not None:
+            self.window = window
+        if layer is not None:
+            self.layer = layer
+
+    # -- producing -------------------------------------------------------------------
+    def record(
+        self,
+        op: str,
+        device: str,
+        start_ns: int,
+        end_ns: int,
+        flops: int = 0,
+        nbytes: int = 0,
+        head: int | None = None,
+        tile: int | None = None,
+    ) -> None:
+        if not self.enabled:
+            return
+        self._pending.append(
+            TimingEvent(self.window, self.layer, op, device, start_ns, end_ns, flops, nbytes, head, tile)
+        )
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return
+            if self.keep:
+                self.events.extend(batch)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(list(batch))
+
+    # -- consuming -------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.events.clear()
+            self._pending.clear()
+            self.window = 0
+            self.layer = -1
+
+    def snapshot(self) -> list[TimingEvent]:
+        with self._lock:
+            return list(self.events)
+
+
+class NullRecorder(Recorder):
+    """A recorder that drops everything (for measuring the cost of recording)."""
+
+    def __init__(self) -> None:
+        super().__init__(keep=False)
+        self.enabled = False
+
+
+# ---------------------------------------------------------------------------------------
+# Summaries
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class OpSummary:
+    op: str
+    category: str
+    count: int
+    total_ms: float
+    flops: int
+    bytes: int
+
+    @property
+    def gflops_per_s(self) -> float:
+        return self.flops / (self.total_ms * 1e6) if self.total_ms > 0 else 0.0
+
+
+def summarize_by_op(events: Iterable[TimingEvent]) -> list[OpSummary]:
+    """Total time, count, flops and bytes per op, slowest first."""
+    acc: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for e in events:
+        a = acc[e.op]
+        a[0] += 1
+        a[1] += e.end_ns - e.start_ns
+        a[2] += e.flops
+        a[3] += e.bytes
+    rows = [OpSummary(op, op_category(op), c, ns / 1e6, f, b) for op, (c, ns, f, b) in acc.items()]
+    return sorted(rows, key=lambda r: -r.total_ms)
+
+
+def summarize_by_layer(events: Iterable[TimingEvent]) -> dict[int, dict[str, float]]:
+    """layer -> category -> milliseconds."""
+    out: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for e in events:
+        out[e.layer][op_category(e.op)] += (e.end_ns - e.start_ns) / 1e6
+    return {layer: dict(cats) for layer, cats in sorted(out.items())}
+
+
+def attention_tile_matrix(events: Iterable[TimingEvent], layer: int | None = None) -> dict[tuple[int, int], float]:
+    """(head, query tile) -> milliseconds, for one layer or summed over all layers."""
+    out: dict[tuple[int, int], float] = defaultdict(float)
+    for e in events:
+        if e.head is None or e.tile is None:
+            continue
+        if layer is not None and e.layer != layer:
+            continue
+        out[(e.head, e.tile)] += (e.end_ns - e.start_ns) / 1e6
+    return dict(out)
+
+
+def summary_dict(events: Sequence[TimingEvent]) -> dict:
+    """A JSON-ready summary: totals, per op, per layer, per window."""
+    per_window: dict[int, float] = defaultdict(float)
+    for e in events:
+        per_window[e.window] += (e.end_ns - e.start_ns) / 1e6
+    devices = sorted({e.device for e in events})
+    return {
+        "events": len(events),
+        "devices": devices,
+        "dispatch_ms": sum(e.end_ns - e.start_ns for e in events) / 1e6,
+        "flops": sum(e.flops for e in events),
+        "per_window_ms": {str(w): ms for w, ms in sorted(per_window.items())},
+        "per_op": [
+            {
+                "op": r.op,
+                "category": r.category,
+                "count": r.count,
+                "total_ms": round(r.total_ms, 4),
+                "gflops_per_s": round(r.gflops_per_s, 3),
+                "flops": r.flops,
+                "bytes": r.bytes,
+            }
+            for r in summarize_by_op(events)
+        ],
+        "per_layer_ms": {str(k): {c: round(v, 4) for c, v in d.items()} for k, d in summarize_by_layer(events).items()},
+    }
+
+
+def format_op_table(events: Sequence[TimingEvent]) -> str:
+    """A plain-text per-op table for the terminal."""
+    rows = summarize_by_op(events)
+    total = sum(r.total_ms for r in rows) or 1.0
+    lines = [f"{'op':<12} {'category':<12} {'count':>7} {'ms':>10} {'share':>7} {'GFLOP/s':>9}"]
+    for r in rows:
+        lines.append(
+            f"{r.op:<12} {r.category:<12} {r.count:>7} {r.total_ms:>10.2f} {100 * r.total_ms / total:>6.1f}% {r.gflops_per_s:>9.1f}"
+        )
+    return "\n".join(lines)
+
+
+def export_json(events: Sequence[TimingEvent], path: str | Path, extra: dict | None = None) -> None:
+    """Write every event and the summary to a JSON file."""
+    payload = {
+        "summary": summary_dict(events),
+        "events": [e.to_dict() for e in events],
+    }
+    if extra:
+        payload.update(extra)
+    Path(path).write_text(json.dumps(payload, indent=1))
