@@ -30,6 +30,25 @@ SegmentFn = Callable[[dict], None]
 NoticeFn = Callable[[str], None]
 
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS: nothing below this is speech
+
+
+def is_silent(audio: np.ndarray) -> bool:
+    """True when no sample reaches -60 dBFS (digital silence, a muted input)."""
+    return audio.size == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK
+
+
+def drop_silent_segments(result: dict, audio: np.ndarray) -> dict:
+    """Remove segments whose audio span is silent: Whisper invents "you" / "Thank you."
+    there with a confident log-probability, which its no-speech rule lets through."""
+    kept = []
+    for seg in result.get("segments", []):
+        a = audio[int(seg["start"] * SAMPLE_RATE) : int(seg["end"] * SAMPLE_RATE) + 1]
+        if seg.get("text", "").strip() and not is_silent(a):
+            kept.append(seg)
+    if len(kept) != len(result.get("segments", [])):
+        result = dict(result, segments=kept, text="".join(seg["text"] for seg in kept))
+    return result
 
 
 @dataclass
@@ -258,8 +277,12 @@ class Engine:
         cancelled = False
         start = time.perf_counter()
         try:
-            with torch.inference_mode():
-                result = whisper.transcribe(self.model, audio, **options.whisper_kwargs(self.is_multilingual))
+            if is_silent(audio):
+                result = {"text": "", "segments": [], "language": options.language or ("en" if not self.is_multilingual else None)}
+            else:
+                with torch.inference_mode():
+                    result = whisper.transcribe(self.model, audio, **options.whisper_kwargs(self.is_multilingual))
+                result = drop_silent_segments(result, audio)
         except Cancelled:
             cancelled = True
             texts = "".join(s.get("text", "") for s in done_segments)

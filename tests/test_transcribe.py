@@ -170,3 +170,12 @@ def test_cli_bench_json(capsys) -> None:
     assert w["ours_s"] > 0 and w["reference_s"] > 0 and w["ratio"] > 0 and w["max_abs_err"] < 2e-3
     assert data["recording_cost"]["share_of_encoder"] < 0.05
     assert any(r["op"] == "attention" for r in data["per_op"])
+
+
+def test_silent_gap_inside_speech_invents_nothing(tiny_engine: Engine, espeak_wav: Path) -> None:
+    audio = load_audio(espeak_wav)
+    gap = np.concatenate([audio, np.zeros(16000 * 40, np.float32), audio])
+    result = tiny_engine.transcribe(gap, GREEDY)
+    assert result.text.lower().count("lazy dog") == 2
+    for seg in result.segments:  # no segment lives inside the silent 40 s
+        assert not (len(audio) / 16000 + 1 < seg["start"] and seg["end"] < len(audio) / 16000 + 39)
