@@ -69,6 +69,7 @@ class OptionsBar(QWidget):
         for combo in (self.language, self.task):
             combo.currentIndexChanged.connect(self.changed)
         self.word_timestamps.toggled.connect(self.changed)
+        self.model.currentIndexChanged.connect(self._english_only)
         for combo in (self.model, self.device):
             combo.currentIndexChanged.connect(self.changed)
             combo.currentIndexChanged.connect(self.engine_changed)
@@ -78,13 +79,20 @@ class OptionsBar(QWidget):
             name = str(row.get("name", ""))
             if not name:
                 continue
-            self.model.addItem(name, name)
-            desc = row.get("description") or row.get("source") or row.get("path")
-            if desc:
-                self.model.setItemData(self.model.count() - 1, str(desc), 3)  # Qt.ToolTipRole
+            installed = row.get("installed", True)
+            self.model.addItem(name if installed else f"{name} (download)", name)
+            tip = f"{row.get('source', '')}: {row['path']}" if row.get("path") else "downloaded on first use"
+            self.model.setItemData(self.model.count() - 1, tip, 3)  # Qt.ToolTipRole
         self._fill_devices()
         for text, code in language_items():
             self.language.addItem(text, code)
+
+    def _english_only(self) -> None:
+        """English-only models (.en) take no language choice and do not translate."""
+        english = str(self.model.currentData() or "").endswith(".en")
+        self.language.setEnabled(not english)
+        self.task.setEnabled(not english)
+        self.language.setToolTip("English-only model" if english else "Spoken language (detect: the model decides)")
 
     def _fill_devices(self) -> None:
         model = QStandardItemModel(self.device)
@@ -130,6 +138,7 @@ class OptionsBar(QWidget):
         finally:
             for w in widgets:
                 w.blockSignals(False)
+        self._english_only()
 
     def read(self, into: Choices) -> Choices:
         into.model = self.model.currentData() or into.model
