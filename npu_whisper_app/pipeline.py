@@ -7,6 +7,8 @@ the caller through plain callbacks, so the GUI, the CLI and the benchmarks share
 
 from __future__ import annotations
 
+import importlib
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,7 +18,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import whisper
-import whisper.transcribe as whisper_transcribe
 
 from .audio.decode import SAMPLE_RATE, load_audio
 from .devices import create_device, pick_auto
@@ -151,8 +152,6 @@ class _JobProgressBar:
             return
         on_progress, on_segment, should_stop = hooks
         if on_segment is not None:
-            import sys
-
             caller = sys._getframe(1).f_locals
             segments = caller.get("all_segments")
             if isinstance(segments, list):
@@ -170,7 +169,8 @@ class _TqdmModule:
     tqdm = _JobProgressBar
 
 
-whisper_transcribe.tqdm = _TqdmModule  # type: ignore[assignment]
+# ``whisper.transcribe`` is the function; the module is only reachable by name
+importlib.import_module("whisper.transcribe").tqdm = _TqdmModule  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------------------
