@@ -102,7 +102,7 @@ def test_perf_panel_draws_batches(qtbot, env):
                 batch.append(TimingEvent(0, layer, op, "cpu", t, t + 1_000_000, 10**6))
                 t += 1_000_000
         p.add_timings(batch)
-        qtbot.waitUntil(lambda: p._drawn_version == p.profile.version, timeout=2000)
+        qtbot.waitUntil(lambda: p._drawn_version == p.profile.version and not p._stale, timeout=2000)
     data = p.plot_data()
     assert data["bars"] > 0 and data["heatmap"] == 24 and data["timeline"] > 0 and data["ops"] == 8
     assert p.fig["windows"].text() == "1"

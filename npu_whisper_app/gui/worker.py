@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import traceback
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,26 @@ class Job:
     kind: str = "file"  # "file" or "recording"
     id: int = field(default_factory=lambda: next(_ids))
     cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+
+def tune_worker_thread() -> None:
+    """Keep the UI responsive on small machines: torch leaves a core for the UI thread
+    (``NPU_WHISPER_TORCH_THREADS`` overrides); ``NPU_WHISPER_WORKER_NICE`` lowers the
+    worker's OS priority (off by default: it made GIL hand-offs slower in measurements)."""
+    nice = int(os.environ.get("NPU_WHISPER_WORKER_NICE", "0"))
+    if nice and hasattr(os, "setpriority"):
+        try:  # Linux: niceness is per thread; threads started from here inherit it
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError:
+            pass
+    threads = os.environ.get("NPU_WHISPER_TORCH_THREADS")
+    n = int(threads) if threads else max(1, (os.cpu_count() or 1) - 1)
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except Exception:
+        log.warning("could not set torch threads to %s", n)
 
 
 def _default_engine_factory(model: str, device: str, on_notice: Callable[[str], None]) -> Any:
@@ -65,9 +86,13 @@ class TranscriptionWorker(QObject):
         self._engine_key: tuple[str, str] | None = None
         self._job_id = 0
         self.send_timings = True
+        self._tuned = False
 
     # -- engine ------------------------------------------------------------------------
     def _ensure_engine(self, model: str, device: str) -> Any:
+        if not self._tuned:
+            tune_worker_thread()
+            self._tuned = True
         key = (model, device)
         if self.engine is not None and self._engine_key == key:
             return self.engine
