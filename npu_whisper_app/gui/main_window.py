@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         self.source_label = QLabel("")
         self.source_label.setObjectName("source_label")
         self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.source_label.setFixedHeight(self.source_label.fontMetrics().height() + 6)
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
@@ -148,11 +149,9 @@ class MainWindow(QMainWindow):
         self.progress.setRange(0, 1000)
         self.progress.setFixedWidth(220)
         self.progress.setFormat("%p%")
-        self.progress.hide()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the transcription and keep the text so far (Esc)")
         self.cancel_button.clicked.connect(self.cancel)
-        self.cancel_button.hide()
         self.engine_label = QLabel("")
         self.engine_label.setObjectName("engine_label")
         sb.addPermanentWidget(self.engine_label)
@@ -252,8 +251,11 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         busy = self.host.busy
         self.act_cancel.setEnabled(busy)
-        self.cancel_button.setVisible(busy)
-        self.progress.setVisible(busy)
+        self.cancel_button.setEnabled(busy)  # always shown: no relayout when a job starts
+        self.progress.setEnabled(busy)
+        if not busy:
+            self.progress.setValue(0)
+            self.progress.setFormat("idle")
         has_result = self.last_result is not None
         self.act_export.setEnabled(has_result)
         self.act_export_timings.setEnabled(has_result)

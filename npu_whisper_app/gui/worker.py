@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import sys
 import threading
 import traceback
 from dataclasses import dataclass, field, replace
@@ -43,6 +44,8 @@ def tune_worker_thread() -> None:
     """Keep the UI responsive on small machines: torch leaves a core for the UI thread
     (``NPU_WHISPER_TORCH_THREADS`` overrides); ``NPU_WHISPER_WORKER_NICE`` lowers the
     worker's OS priority (off by default: it made GIL hand-offs slower in measurements)."""
+    # hand the GIL over more often: the UI thread waits at most ~1 ms per hand-off
+    sys.setswitchinterval(float(os.environ.get("NPU_WHISPER_SWITCH_INTERVAL", "0.001")))
     nice = int(os.environ.get("NPU_WHISPER_WORKER_NICE", "0"))
     if nice and hasattr(os, "setpriority"):
         try:  # Linux: niceness is per thread; threads started from here inherit it
@@ -106,6 +109,7 @@ class TranscriptionWorker(QObject):
             self.engine = None
             self._engine_key = None
         engine = self._factory(model, device, self.notice.emit)
+        _warm_up(engine)
         engine.recorder.add_listener(self._on_events)
         self.engine, self._engine_key = engine, key
         self.engine_ready.emit({"model": engine.model_name, "device": engine.device_name, "notices": list(engine.notices)})
@@ -165,6 +169,18 @@ class TranscriptionWorker(QObject):
             except Exception:
                 log.exception("closing the engine failed")
             self.engine = None
+
+
+def _warm_up(engine: Any) -> None:
+    """Do once, at load, the first-use work that would otherwise hold the GIL for a few
+    hundred ms at the start of the first job (building the tokenizer's BPE tables)."""
+    try:
+        from whisper.tokenizer import get_tokenizer
+
+        model = engine.model
+        get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
+    except Exception:  # warm-up is an optimisation only
+        log.debug("warm-up skipped", exc_info=True)
 
 
 def _plain(seg: dict) -> dict:
