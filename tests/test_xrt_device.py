@@ -274,3 +274,17 @@ def test_standin_catches_host_mistakes(pyxrt, tmp_path) -> None:
     bad_instr = pyxrt.bo(dev.xdevice, lk.n_instr * 4, pyxrt.bo.host_only, lk.kernel.group_id(1))
     with pytest.raises(RuntimeError, match="instruction bo must be cacheable"):
         lk.kernel(3, bad_instr, lk.n_instr, a, w.b, w.bias, c)
+
+
+def test_failure_injection_by_environment(pyxrt, monkeypatch) -> None:
+    monkeypatch.setenv("PYXRT_STANDIN_FAIL", "layernorm@2=TIMEOUT")
+    pyxrt.reset()
+    enc = encoder_on(XrtDevice())
+    with pytest.raises(KernelError, match=r"layernorm_256x256 ended in ERT_CMD_STATE_TIMEOUT"):
+        enc(random_mel(80, 150))
+    assert pyxrt.stats.runs_by_kind["layernorm"] == 2
+
+
+def test_reference_device_from_registry() -> None:
+    dev = create_device("reference")
+    assert isinstance(dev, ReferenceDevice) and probe("reference").available
