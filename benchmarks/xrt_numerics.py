@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     model.encoder = fp32_encoder
     t0 = time.perf_counter()
     texts = transcribe_all()
+    print(f"openai-fp32: transcribed in {time.perf_counter() - t0:.1f} s", flush=True)
     results["openai-fp32"] = {"texts": texts, "transcribe_s": time.perf_counter() - t0, "max_abs": 0.0}
 
     for name in args.devices:
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         model.encoder = fp32_encoder
         dev.close()
+        print(f"{name}: max-abs {max(errs):.4g}, transcribed in {results[name]['transcribe_s']:.1f} s", flush=True)
 
     scored = [it for it in items if it.get("ref")]
     refs = [it["ref"] for it in scored]
