@@ -113,7 +113,7 @@ def test_encoder_on_xrt_equals_reference_device(pyxrt) -> None:
     cpu_out = encoder_on(CpuDevice())(mel)
     err = (xrt_out - cpu_out).abs().max().item()
     scale = cpu_out.abs().max().item()
-    assert 1e-4 < err < 0.05 * scale, (err, scale)  # bf16 numerics: close, but not fp32
+    assert 1e-4 < err < 0.02 * scale, (err, scale)  # bf16 numerics: close (~0.6% here), but not fp32
 
 
 def test_reference_device_per_tile_equals_batched() -> None:
@@ -135,7 +135,7 @@ def test_base_shapes_full_window(monkeypatch, tmp_path) -> None:
     with torch.no_grad():
         fp32 = enc(mel[None])[0]
     err = (xrt_out - fp32).abs().max().item()
-    assert err < 0.05 * fp32.abs().max().item(), err
+    assert err < 0.03 * fp32.abs().max().item(), err
     tiles = {(e.head, e.tile) for e in rec.events if e.op == "attention"}
     assert tiles == {(h, t) for h in range(8) for t in range(24)}
 
