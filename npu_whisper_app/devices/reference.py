@@ -32,7 +32,11 @@ K to 64 and N to the array's column tile with zeros, which changes no valid outp
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +54,21 @@ GEMM_K_PAD = GEMM_K  # K is padded to 64
 ATTN_TILE = TILE  # 64 query rows per dispatch, 64 keys per inner step
 NORM_ROWS = 4 * ARRAY_COLS  # layernorm/gelu rows are spread over 16 cores
 GELU_C = math.sqrt(2.0 / math.pi)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run small tensor ops single-threaded: on small tiles OpenMP's fork/join costs far
+    more than the work (results do not depend on the thread count)."""
+    prev = torch.get_num_threads()
+    if prev == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
 
 
 def round_up(n: int, m: int) -> int:
@@ -122,26 +141,27 @@ def attention_kernel(
     if not 0 < valid <= tk:
         raise ValueError(f"valid_keys={valid} out of range for {tk} keys")
     scale = 1.0 / math.sqrt(d)
-    q16 = round_bf16(q)
-    k16 = round_bf16(k)
-    v16 = round_bf16(v)
-    batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])
-    rows = q.shape[-2]
-    m = torch.full((*batch, rows, 1), float("-inf"), dtype=torch.float32)
-    l = torch.zeros((*batch, rows, 1), dtype=torch.float32)
-    acc = torch.zeros((*batch, rows, d), dtype=torch.float32)
-    for j0 in range(0, valid, key_tile):
-        j1 = min(j0 + key_tile, tk)
-        s = torch.matmul(q16, k16[..., j0:j1, :].transpose(-1, -2)) * scale
-        if j1 > valid:  # the partial last key tile
-            s[..., valid - j0 :] = float("-inf")
-        m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
-        p = torch.exp(s - m_new)
-        corr = torch.exp(m - m_new)
-        l = l * corr + p.sum(dim=-1, keepdim=True)
-        acc = acc * corr + torch.matmul(round_bf16(p), v16[..., j0:j1, :])
-        m = m_new
-    return round_bf16(acc / l)
+    with torch_threads(1):
+        q16 = round_bf16(q)
+        k16 = round_bf16(k)
+        v16 = round_bf16(v)
+        batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+        rows = q.shape[-2]
+        m = torch.full((*batch, rows, 1), float("-inf"), dtype=torch.float32)
+        l = torch.zeros((*batch, rows, 1), dtype=torch.float32)
+        acc = torch.zeros((*batch, rows, d), dtype=torch.float32)
+        for j0 in range(0, valid, key_tile):
+            j1 = min(j0 + key_tile, tk)
+            s = torch.matmul(q16, k16[..., j0:j1, :].transpose(-1, -2)) * scale
+            if j1 > valid:  # the partial last key tile
+                s[..., valid - j0 :] = float("-inf")
+            m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
+            p = torch.exp(s - m_new)
+            corr = torch.exp(m - m_new)
+            l = l * corr + p.sum(dim=-1, keepdim=True)
+            acc = acc * corr + torch.matmul(round_bf16(p), v16[..., j0:j1, :])
+            m = m_new
+        return round_bf16(acc / l)
 
 
 def layernorm_kernel(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -194,9 +214,11 @@ class ReferenceDevice(Device):
     name = "reference"
     description = "NPU kernel numerics on the CPU (bf16 in, fp32 accumulate)"
 
-    def __init__(self, recorder: Recorder | None = None, per_tile: bool = False) -> None:
+    def __init__(self, recorder: Recorder | None = None, per_tile: bool = False, threads: int | None = None) -> None:
         super().__init__(recorder)
         self.per_tile = per_tile
+        n = threads or min(os.cpu_count() or 1, torch.get_num_threads())
+        self._pool = ThreadPoolExecutor(n, thread_name_prefix="ref-attn") if n > 1 else None
 
     @classmethod
     def probe(cls) -> DeviceInfo:
@@ -255,7 +277,8 @@ class ReferenceDevice(Device):
         vp = F.pad(v.float(), (0, 0, 0, tp - t))
         out = torch.empty(h, nq, ATTN_TILE, d)
         record, name = self.recorder.record, self.name
-        for head in range(h):
+
+        def run_head(head: int) -> None:
             kh, vh = kp[head][None], vp[head][None]
             if self.per_tile:
                 for ti in range(nq):
@@ -269,4 +292,15 @@ class ReferenceDevice(Device):
                 out[head] = attention_kernel(qp[head], kh, vh, t)
                 end = now_ns()
                 record(op, name, start, end, 4 * t * t * d, 2 * 4 * t * d, head, None)
+
+        if self._pool is None:
+            for head in range(h):
+                run_head(head)
+        else:  # heads in parallel, each single-threaded (like the cpu device)
+            list(self._pool.map(run_head, range(h)))
         return out.view(h, tp, d)[:, :t].contiguous()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
