@@ -134,14 +134,17 @@ def main(argv: list[str] | None = None) -> int:
         rec = Recorder()
         dev = device_class(name)(recorder=rec)
         enc = TiledEncoder(fp32_encoder, dims.n_audio_head, dev)
-        errs, times = [], []
+        errs, means, rels, times = [], [], [], []
         for k, m in mels.items():
             enc._cache = None
             t = time.perf_counter()
             with torch.no_grad():
                 y = enc(m[None])[0]
             times.append(time.perf_counter() - t)
-            errs.append((y - fp32_out[k]).abs().max().item())
+            diff = (y - fp32_out[k]).abs()
+            errs.append(diff.max().item())
+            means.append(diff.mean().item())
+            rels.append((diff.pow(2).mean().sqrt() / fp32_out[k].pow(2).mean().sqrt()).item())
         model.encoder = enc
         t0 = time.perf_counter()
         texts = transcribe_all()
@@ -150,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             "transcribe_s": time.perf_counter() - t0,
             "max_abs": max(errs),
             "mean_max_abs": float(np.mean(errs)),
+            "mean_abs": float(np.mean(means)),
+            "rel_rms": float(np.mean(rels)),
             "encoder_s_per_window": float(np.median(times)),
             "dispatches_per_window": len(rec.events) // max(1, enc.windows_done),
         }
@@ -161,12 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     refs = [it["ref"] for it in scored]
     base_texts = results["openai-fp32"]["texts"]
     print(f"\nmodel {args.model}: {len(items)} recordings, {len(scored)} with a reference\n")
-    print(f"{'encoder':<14} {'max-abs vs fp32':>16} {'mean max-abs':>13} {'WER':>7} {'same text as fp32':>18} {'enc s/window':>13}")
+    print(f"{'encoder':<14} {'max-abs vs fp32':>16} {'mean abs':>10} {'rel rms':>9} {'WER':>7} {'same text as fp32':>18} {'enc s/window':>13}")
     for name, r in results.items():
         r["wer"] = wer(refs, [r["texts"][it["id"]] for it in scored])
         r["same_as_fp32"] = sum(r["texts"][k] == base_texts[k] for k in base_texts)
         print(
-            f"{name:<14} {r['max_abs']:>16.4g} {r.get('mean_max_abs', 0.0):>13.4g} {100 * r['wer']:>6.2f}% "
+            f"{name:<14} {r['max_abs']:>16.4g} {r.get('mean_abs', 0.0):>10.3g} {r.get('rel_rms', 0.0):>9.2e} {100 * r['wer']:>6.2f}% "
             f"{r['same_as_fp32']:>10}/{len(items):<7} {r.get('encoder_s_per_window', float('nan')):>13.3f}"
         )
     diffs = [(k, base_texts[k], r["texts"][k], n) for n, r in results.items() for k in base_texts if r["texts"][k] != base_texts[k]]
