@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import stat
@@ -288,3 +289,19 @@ def test_failure_injection_by_environment(pyxrt, monkeypatch) -> None:
 def test_reference_device_from_registry() -> None:
     dev = create_device("reference")
     assert isinstance(dev, ReferenceDevice) and probe("reference").available
+
+
+def test_pyxrt_is_imported_only_when_the_device_is_probed_or_made() -> None:
+    import subprocess
+
+    code = (
+        "import sys, npu_whisper_app.devices as d, npu_whisper_app.devices.xrt\n"
+        "assert 'pyxrt' not in sys.modules\n"
+        "info = d.probe('xrt')\n"
+        "print(info.available, info.reason)\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
+    assert res.returncode == 0, res.stderr
+    if importlib.util.find_spec("pyxrt") is None:  # this machine has no XRT
+        assert res.stdout.startswith("False pyxrt is not importable")
