@@ -21,7 +21,7 @@ import whisper
 
 from .audio.decode import SAMPLE_RATE, load_audio
 from .devices import create_device, pick_auto
-from .devices.base import Device
+from .devices.base import Device, DeviceError
 from .model.encoder import Cancelled, TiledEncoder
 from .profiling import Recorder, TimingEvent
 
@@ -219,13 +219,24 @@ class Engine:
         self.model_name = self.source.name
         self.model = load_whisper_model(model)
         self.reference_encoder = self.model.encoder
-        opts = device_options or {}
-        dev: Device = create_device(device, self.recorder, **opts)
-        fallback = None if device == "cpu" else (lambda: create_device("cpu", self.recorder))
-        self.encoder = TiledEncoder(
-            self.reference_encoder, self.model.dims.n_audio_head, dev, fallback=fallback, on_fallback=self._notice
-        )
+        self.encoder = self._make_encoder(device, device_options or {})
         self.model.encoder = self.encoder
+
+    def _make_encoder(self, device: str, options: dict[str, Any]) -> TiledEncoder:
+        """Our encoder on ``device``; a device that can't start (no hardware, kernels not
+        built for these shapes, a bad xclbin) is reported and replaced by cpu."""
+        n_head = self.model.dims.n_audio_head
+        if device != "cpu":
+            try:
+                dev: Device = create_device(device, self.recorder, **options)
+                return TiledEncoder(
+                    self.reference_encoder, n_head, dev,
+                    fallback=lambda: create_device("cpu", self.recorder), on_fallback=self._notice,
+                )
+            except DeviceError as exc:
+                self._notice(f"device {device!r} could not start ({exc}); using 'cpu'")
+        cpu_options = options if device == "cpu" else {}
+        return TiledEncoder(self.reference_encoder, n_head, create_device("cpu", self.recorder, **cpu_options))
 
     # -- info ----------------------------------------------------------------------------
     @property
