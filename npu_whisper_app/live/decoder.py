@@ -1,0 +1,140 @@
+"""Decode one utterance (a short 16 kHz array) with openai-whisper's ``decode`` on an
+:class:`~npu_whisper_app.pipeline.Engine`'s model, whose encoder runs on our device.
+
+Window length (``audio_ctx``):
+
+* ``"full"``: the utterance is zero-padded to Whisper's 30 s window (3000 mel frames,
+  1500 encoder frames), exactly as ``whisper.transcribe`` does. Every decode costs a
+  full 30 s encoder pass.
+* ``"fit"`` (default): the utterance is zero-padded to the next whole second past
+  ``fit_margin_s`` of trailing silence, and the encoder sees only that many frames (the
+  positional embedding truncated to match; attention still covers every frame of the
+  shorter window). A 3 s utterance costs a ~4 s encoder pass instead of 30 s. The
+  benchmark (``benchmarks/live_latency.py --audio-ctx full|fit``) measures the accuracy
+  cost of this on eval-dev; see the README's "Live dictation" notes.
+
+No invented text: Whisper invents "Thank you." and the like on silence and noise. The
+VAD keeps most of that from ever reaching the decoder; what does reach it is dropped
+when Whisper itself says it is not speech: ``no_speech_prob >= no_speech_threshold``,
+or ``avg_logprob < logprob_threshold`` (a guess), or a repetition loop
+(gzip compression ratio above ``compression_ratio_threshold``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+
+
+@dataclass
+class DecoderOptions:
+    language: str | None = None
+    audio_ctx: str = "fit"  # "fit" | "full"
+    fit_margin_s: float = 1.0
+    fit_min_s: float = 2.0
+    no_speech_threshold: float = 0.6
+    logprob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    max_prompt_chars: int = 200
+    beam_size: int | None = None  # None: greedy (fastest)
+
+
+@dataclass
+class Decoded:
+    text: str
+    no_speech_prob: float
+    avg_logprob: float
+    compression_ratio: float
+    window_s: float
+    elapsed_s: float
+    dropped: str | None = None  # why the text was judged not to be speech
+
+
+class Cancelled(Exception):
+    pass
+
+
+class WhisperUtteranceDecoder:
+    """Decodes utterances on ``engine``. Call from one thread (the engine's)."""
+
+    def __init__(self, engine, options: DecoderOptions | None = None) -> None:
+        self.engine = engine
+        self.options = options or DecoderOptions()
+        self.model = engine.model
+
+    @property
+    def language(self) -> str | None:
+        if not self.model.is_multilingual:
+            return "en"
+        return self.options.language
+
+    def window_samples(self, n: int) -> int:
+        from whisper.audio import N_SAMPLES
+
+        if self.options.audio_ctx == "full":
+            return N_SAMPLES
+        secs = max(self.options.fit_min_s, math.ceil(n / SAMPLE_RATE + self.options.fit_margin_s))
+        return min(N_SAMPLES, int(secs * SAMPLE_RATE))
+
+    def decode(self, audio: np.ndarray, prompt: str | None = None, should_stop: Callable[[], bool] | None = None) -> Decoded:
+        import torch
+        import whisper
+
+        from ..model.encoder import Cancelled as EncoderCancelled
+
+        o = self.options
+        t0 = time.perf_counter()
+        target = self.window_samples(len(audio))
+        audio = np.asarray(audio, np.float32)[:target]
+        padded = whisper.pad_or_trim(audio, target)
+        mel = whisper.log_mel_spectrogram(padded, self.model.dims.n_mels)
+        if prompt and o.max_prompt_chars:
+            prompt = prompt[-o.max_prompt_chars :]
+        # a sane cap on tokens: fast speech is ~4 words/s; avoids runaway loops on noise
+        sample_len = int(min(224, 16 + 8 * target / SAMPLE_RATE))
+        opts = whisper.DecodingOptions(
+            task="transcribe",
+            language=self.language,
+            without_timestamps=True,
+            fp16=False,
+            prompt=prompt or None,
+            temperature=0.0,
+            beam_size=o.beam_size,
+            sample_len=sample_len,
+        )
+        encoder = getattr(self.engine, "encoder", None)
+        if encoder is not None:
+            encoder.should_stop = should_stop
+        try:
+            with torch.inference_mode():
+                r = whisper.decode(self.model, mel, opts)
+        except EncoderCancelled:
+            raise Cancelled() from None
+        finally:
+            if encoder is not None:
+                encoder.should_stop = None
+        text = r.text.strip()
+        dropped = None
+        if not text:
+            dropped = "empty"
+        elif r.no_speech_prob >= o.no_speech_threshold:
+            dropped = f"no speech (p={r.no_speech_prob:.2f})"
+        elif r.avg_logprob < o.logprob_threshold:
+            dropped = f"low confidence (avg logprob {r.avg_logprob:.2f})"
+        elif r.compression_ratio > o.compression_ratio_threshold:
+            dropped = f"repetitive (compression ratio {r.compression_ratio:.1f})"
+        return Decoded(
+            text=text if dropped is None else "",
+            no_speech_prob=float(r.no_speech_prob),
+            avg_logprob=float(r.avg_logprob),
+            compression_ratio=float(r.compression_ratio),
+            window_s=target / SAMPLE_RATE,
+            elapsed_s=time.perf_counter() - t0,
+            dropped=dropped,
+        )
