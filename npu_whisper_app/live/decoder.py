@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -37,7 +37,7 @@ class DecoderOptions:
     language: str | None = None
     audio_ctx: str = "fit"  # "fit" | "full"
     fit_margin_s: float = 1.0
-    fit_min_s: float = 2.0
+    fit_min_s: float = 8.0  # shorter windows make Whisper loop (no end of audio in sight)
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
@@ -73,6 +73,17 @@ class WhisperUtteranceDecoder:
         if not self.model.is_multilingual:
             return "en"
         return self.options.language
+
+    def _detect_language(self, features) -> str:
+        import torch
+        from whisper.tokenizer import get_tokenizer
+
+        tok = get_tokenizer(self.model.is_multilingual, num_languages=self.model.num_languages)
+        with torch.no_grad():
+            logits = self.model.logits(torch.tensor([[tok.sot]]), features)[0, 0]
+        ids = list(tok.all_language_tokens)
+        best = int(torch.argmax(logits[ids]))
+        return tok.all_language_codes[best]
 
     def window_samples(self, n: int) -> int:
         from whisper.audio import N_SAMPLES
@@ -112,7 +123,16 @@ class WhisperUtteranceDecoder:
         if encoder is not None:
             encoder.should_stop = should_stop
         try:
-            with torch.inference_mode():
+            if opts.language is None:
+                # whisper's own language detection takes a window that is not 1500 frames
+                # long for a mel and would encode the features again; detect here from the
+                # features (the encoder keeps them, so decode() below reuses them)
+                with torch.no_grad():
+                    features = self.model.encoder(mel[None])
+                opts = replace(opts, language=self._detect_language(features))
+            # no_grad, not inference_mode: the cpu device's attention writes into a
+            # tensor from pool threads, where inference mode (thread-local) is off
+            with torch.no_grad():
                 r = whisper.decode(self.model, mel, opts)
         except EncoderCancelled:
             raise Cancelled() from None
