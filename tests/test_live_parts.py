@@ -118,9 +118,9 @@ class FakeDecoder:
         self.finals = 0
         self.crash_on = crash_on
 
-    def decode(self, audio, prompt=None, should_stop=None) -> Decoded:
+    def decode(self, audio, prompt=None, should_stop=None, partial=False) -> Decoded:
         self.calls += 1
-        if should_stop is None:
+        if not partial:
             self.finals += 1
             if self.crash_on is not None and self.finals >= self.crash_on:
                 raise RuntimeError("injected decoder crash")

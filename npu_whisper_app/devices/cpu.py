@@ -106,7 +106,13 @@ class CpuDevice(Device):
         record = self.recorder.record
         name = self.name
 
+        inference = torch.is_inference_mode_enabled()  # thread-local: pool threads need it too
+
         def run_head(head: int) -> None:
+            with torch.inference_mode(inference):
+                _run_head(head)
+
+        def _run_head(head: int) -> None:
             kh = k[head][None, None]
             vh = v[head][None, None]
             for ti, (s, e) in enumerate(tiles):

@@ -54,6 +54,7 @@ class Decoded:
     window_s: float
     elapsed_s: float
     dropped: str | None = None  # why the text was judged not to be speech
+    retried: bool = False  # the fitted window's result was rejected; decoded on 30 s
 
 
 class Cancelled(Exception):
@@ -93,22 +94,62 @@ class WhisperUtteranceDecoder:
         secs = max(self.options.fit_min_s, math.ceil(n / SAMPLE_RATE + self.options.fit_margin_s))
         return min(N_SAMPLES, int(secs * SAMPLE_RATE))
 
-    def decode(self, audio: np.ndarray, prompt: str | None = None, should_stop: Callable[[], bool] | None = None) -> Decoded:
+    def decode(
+        self,
+        audio: np.ndarray,
+        prompt: str | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        partial: bool = False,
+    ) -> Decoded:
+        """Decode one utterance. A fitted window whose result looks wrong (a repetition
+        loop, the token cap reached, very low confidence) is decoded again on the full
+        30 s window, as Whisper was trained; partials are not retried (they are shown
+        only where two agree)."""
+        o = self.options
+        t0 = time.perf_counter()
+        audio = np.asarray(audio, np.float32)
+        if prompt and o.max_prompt_chars:
+            prompt = prompt[-o.max_prompt_chars :]
+        target = self.window_samples(len(audio))
+        r, capped = self._decode_window(audio, target, prompt, should_stop)
+        retried = False
+        if target < 480000 and not partial and (capped or r.compression_ratio > o.compression_ratio_threshold or r.avg_logprob < o.logprob_threshold):
+            target = 480000
+            r, capped = self._decode_window(audio, target, prompt, should_stop)
+            retried = True
+        text = r.text.strip()
+        dropped = None
+        if not text:
+            dropped = "empty"
+        elif r.no_speech_prob >= o.no_speech_threshold:
+            dropped = f"no speech (p={r.no_speech_prob:.2f})"
+        elif r.avg_logprob < o.logprob_threshold:
+            dropped = f"low confidence (avg logprob {r.avg_logprob:.2f})"
+        elif r.compression_ratio > o.compression_ratio_threshold or capped:
+            dropped = f"repetitive (compression ratio {r.compression_ratio:.1f})"
+        return Decoded(
+            text=text if dropped is None else "",
+            no_speech_prob=float(r.no_speech_prob),
+            avg_logprob=float(r.avg_logprob),
+            compression_ratio=float(r.compression_ratio),
+            window_s=target / SAMPLE_RATE,
+            elapsed_s=time.perf_counter() - t0,
+            dropped=dropped,
+            retried=retried,
+        )
+
+    def _decode_window(self, audio: np.ndarray, target: int, prompt: str | None, should_stop):
         import torch
         import whisper
 
         from ..model.encoder import Cancelled as EncoderCancelled
 
         o = self.options
-        t0 = time.perf_counter()
-        target = self.window_samples(len(audio))
-        audio = np.asarray(audio, np.float32)[:target]
-        padded = whisper.pad_or_trim(audio, target)
+        padded = whisper.pad_or_trim(audio[:target], target)
         mel = whisper.log_mel_spectrogram(padded, self.model.dims.n_mels)
-        if prompt and o.max_prompt_chars:
-            prompt = prompt[-o.max_prompt_chars :]
-        # a sane cap on tokens: fast speech is ~4 words/s; avoids runaway loops on noise
-        sample_len = int(min(224, 16 + 8 * target / SAMPLE_RATE))
+        # a cap on tokens from the utterance's length (fast speech is < 6 tokens/s): a
+        # repetition loop stops early instead of running to 224 tokens
+        sample_len = int(min(224, 12 + 8 * len(audio) / SAMPLE_RATE))
         opts = whisper.DecodingOptions(
             task="transcribe",
             language=self.language,
@@ -123,38 +164,20 @@ class WhisperUtteranceDecoder:
         if encoder is not None:
             encoder.should_stop = should_stop
         try:
-            if opts.language is None:
-                # whisper's own language detection takes a window that is not 1500 frames
-                # long for a mel and would encode the features again; detect here from the
-                # features (the encoder keeps them, so decode() below reuses them)
-                with torch.no_grad():
-                    features = self.model.encoder(mel[None])
-                opts = replace(opts, language=self._detect_language(features))
             # no_grad, not inference_mode: the cpu device's attention writes into a
             # tensor from pool threads, where inference mode (thread-local) is off
             with torch.no_grad():
+                if opts.language is None:
+                    # whisper's own language detection takes a window that is not 1500
+                    # frames long for a mel and would encode it again; detect here from
+                    # the features (the encoder keeps them, decode() below reuses them)
+                    features = self.model.encoder(mel[None])
+                    opts = replace(opts, language=self._detect_language(features))
                 r = whisper.decode(self.model, mel, opts)
         except EncoderCancelled:
             raise Cancelled() from None
         finally:
             if encoder is not None:
                 encoder.should_stop = None
-        text = r.text.strip()
-        dropped = None
-        if not text:
-            dropped = "empty"
-        elif r.no_speech_prob >= o.no_speech_threshold:
-            dropped = f"no speech (p={r.no_speech_prob:.2f})"
-        elif r.avg_logprob < o.logprob_threshold:
-            dropped = f"low confidence (avg logprob {r.avg_logprob:.2f})"
-        elif r.compression_ratio > o.compression_ratio_threshold:
-            dropped = f"repetitive (compression ratio {r.compression_ratio:.1f})"
-        return Decoded(
-            text=text if dropped is None else "",
-            no_speech_prob=float(r.no_speech_prob),
-            avg_logprob=float(r.avg_logprob),
-            compression_ratio=float(r.compression_ratio),
-            window_s=target / SAMPLE_RATE,
-            elapsed_s=time.perf_counter() - t0,
-            dropped=dropped,
-        )
+        capped = len(r.tokens) >= sample_len
+        return r, capped

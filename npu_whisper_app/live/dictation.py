@@ -330,13 +330,15 @@ class DictationSession:
                 audio = self.ring.read(max(open_ev.start, self.ring.start), open_ev.start + n)
                 prompt = " ".join(prompt_parts) if self.options.prompt_previous else None
                 try:
-                    d = self.decoder.decode(audio, prompt=prompt, should_stop=self._partial_should_stop)
+                    d = self.decoder.decode(audio, prompt=prompt, should_stop=self._partial_should_stop, partial=True)
                 except Cancelled:
                     continue
                 with self._open_lock:
                     still_open = self._open is not None and self._open.index == open_ev.index
                 if not still_open:
                     continue
+                if d.dropped and d.dropped != "empty":
+                    continue  # a partial judged not speech is not shown nor compared
                 stable, tail = self._agreement.update(d.text)
                 self._emit(Partial(open_ev.index, open_ev.start / SAMPLE_RATE, stable, tail, len(audio) / SAMPLE_RATE))
         except Exception as exc:
