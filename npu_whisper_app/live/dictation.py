@@ -160,6 +160,7 @@ class DictationSession:
         self._agreement = LocalAgreement()
         self._decoder_failed = False
         self._last_level = 0.0
+        self._peak_rms = 0.0
         self._threads: list[threading.Thread] = []
         self._started = False
         self._stopped: SessionResult | None = None
@@ -223,10 +224,12 @@ class DictationSession:
         self._arrivals[1].append(now)
         with self._cond:
             self._cond.notify_all()
+        rms = float(np.sqrt(np.mean(np.square(block, dtype=np.float64))))
+        self._peak_rms = max(self._peak_rms, rms)  # the loudest block since the last report
         if now - self._last_level >= self.options.level_interval_s:
             self._last_level = now
-            rms = float(np.sqrt(np.mean(np.square(block, dtype=np.float64))))
-            self.level_dbfs = max(-120.0, 20 * np.log10(rms + 1e-12))
+            self.level_dbfs = max(-120.0, 20 * np.log10(self._peak_rms + 1e-12))
+            self._peak_rms = 0.0
             self._emit(Level(self.level_dbfs))
 
     def arrival_time(self, sample: int) -> float | None:
