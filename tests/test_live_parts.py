@@ -80,8 +80,10 @@ def test_segmenter_cuts_at_pauses_with_padding() -> None:
     probs = [0.0] * 10 + [0.9] * 30 + [0.1] * 10 + [0.9] * 20 + [0.0] * 30 + [0.9] * 2 + [0.0] * 30
     events = seg.push(probs)
     kinds = [(e.kind, e.index) for e in events]
-    assert kinds == [("start", 0), ("end", 0), ("start", 1), ("discard", 1)]
-    end = events[1]
+    # a pause (the trailing pad is in) comes at the 1st short silence too, then the end
+    assert kinds == [("start", 0), ("pause", 0), ("pause", 0), ("end", 0), ("start", 1), ("discard", 1)]
+    assert events[1].end == (40 + 6) * FRAME and events[2].end == events[3].end
+    end = events[3]
     assert end.start == (10 - 6) * FRAME  # 192 ms = 6 frames of padding before
     assert end.speech_end == 70 * FRAME
     assert end.end == (70 + 6) * FRAME
@@ -143,8 +145,10 @@ def run_session(tmp_path: Path, decoder, source, **kw):
 
 def test_session_finals_partials_and_wav(tmp_path: Path) -> None:
     audio = speech_sequence(3)
-    result, events = run_session(tmp_path, FakeDecoder(), FilePlayer(audio, speed=4.0))
+    dec = FakeDecoder()
+    result, events = run_session(tmp_path, dec, FilePlayer(audio, speed=4.0))
     finals = [e for e in events if isinstance(e, Final)]
+    assert dec.finals == 3  # each final is the speculative decode started at the pause
     assert len(finals) == 3 and all(f.text for f in finals)
     assert any(isinstance(e, Partial) for e in events)
     assert all(finals[i].end_s <= finals[i + 1].start_s for i in range(2))

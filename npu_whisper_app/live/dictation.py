@@ -50,6 +50,9 @@ class DictationOptions:
     partial_interval_s: float = 1.0
     min_partial_s: float = 0.6  # no partial before the utterance has this much audio
     partials: bool = True
+    # start the final decode as soon as the trailing pad of silence is in, and use it if
+    # the pause then lasts (same audio, same prompt: the same result, ~0.3 s sooner)
+    speculative: bool = True
     vad: str = "silero"
     segmenter: SegmenterOptions = field(default_factory=SegmenterOptions)
     ring_seconds: float = 60.0
@@ -160,6 +163,9 @@ class DictationSession:
         self._agreement = LocalAgreement()
         self._decoder_failed = False
         self._last_level = 0.0
+        self._in_pause = False
+        self._spec_gen = 0
+        self._spec_for: int | None = None
         self._peak_rms = 0.0
         self._threads: list[threading.Thread] = []
         self._started = False
@@ -260,6 +266,11 @@ class DictationSession:
                     pos = end
                     for ev in self.segmenter.push(self.vad.process(audio)):
                         self._segment_event(ev)
+                    seg = self.segmenter
+                    self._in_pause = seg.open is not None and seg.silence_run > 0
+                    if self._spec_for is not None and seg.open is not None and seg.open.index == self._spec_for and seg.silence_run < seg.pad_frames:
+                        self._spec_gen += 1  # speech resumed: the speculative decode is moot
+                        self._spec_for = None
                 if closed and self.ring.end <= pos:
                     for ev in self.segmenter.flush():
                         self._segment_event(ev)
@@ -275,6 +286,13 @@ class DictationSession:
             with self._open_lock:
                 self._open = ev
             return
+        if ev.kind == "pause":
+            if self.options.speculative:
+                self._spec_gen += 1
+                self._spec_for = ev.index
+                self._jobs.put(("spec", ev, self.ring.read(max(ev.start, self.ring.start), ev.end), self._spec_gen))
+            return
+        self._spec_for = None
         with self._open_lock:
             self._open = None
         if ev.kind == "end":
@@ -284,11 +302,12 @@ class DictationSession:
                 start = self.ring.start
                 audio = self.ring.read(start, ev.end)
                 ev.start = start
-            self._jobs.put((ev, audio))
+            self._jobs.put(("final", ev, audio, None))
 
     # -- decoder thread ------------------------------------------------------------------
     def _decode_loop(self) -> None:
         prompt_parts: list[str] = []
+        spec: tuple | None = None
         last_partial = 0.0
         partial_for = -1
         try:
@@ -300,9 +319,22 @@ class DictationSession:
                 if job is None:
                     break
                 if job is not False:
-                    ev, audio = job
+                    kind, ev, audio, gen = job
                     prompt = " ".join(prompt_parts) if self.options.prompt_previous else None
-                    d: Decoded = self.decoder.decode(audio, prompt=prompt)
+                    key = (ev.index, ev.start, ev.end, prompt)
+                    if kind == "spec":
+                        if gen != self._spec_gen:
+                            continue
+                        try:
+                            spec = (key, self.decoder.decode(audio, prompt=prompt, should_stop=lambda g=gen: self._stopping or g != self._spec_gen))
+                        except Cancelled:
+                            continue
+                        continue
+                    if spec is not None and spec[0] == key:
+                        d: Decoded = spec[1]  # decoded while the pause was still growing
+                    else:
+                        d = self.decoder.decode(audio, prompt=prompt)
+                    spec = None
                     final = Final(
                         ev.index, ev.start / SAMPLE_RATE, ev.end / SAMPLE_RATE, d.text, d.dropped,
                         d.no_speech_prob, d.avg_logprob, d.elapsed_s, ev.speech_end or ev.end, time.monotonic(),
@@ -319,7 +351,7 @@ class DictationSession:
                     continue
                 with self._open_lock:
                     open_ev = self._open
-                if open_ev is None:
+                if open_ev is None or self._in_pause:
                     continue
                 if open_ev.index != partial_for:
                     partial_for = open_ev.index

@@ -7,6 +7,11 @@ or is cut at ``max_utterance_s`` (Whisper sees at most 30 s). Utterances with le
 ``min_speech_ms`` of speech frames are discarded (clicks, a cough). ``pad_ms`` of audio
 is kept before the first and after the last speech frame.
 
+A ``pause`` event comes as soon as the trailing pad of silence is in (``pad_ms`` after the
+last speech frame): the utterance *would* end exactly there if the pause lasts, so its
+final decode can start early (speculatively) and be used if the ``end`` event follows
+with the same bounds.
+
 All positions are absolute sample indices of the stream.
 """
 
@@ -29,7 +34,7 @@ class SegmenterOptions:
 
 @dataclass
 class SegmentEvent:
-    kind: str  # "start" | "end" | "discard"
+    kind: str  # "start" | "pause" | "end" | "discard"
     index: int  # utterance number (0, 1, ...)
     start: int  # first sample of the utterance (padded)
     end: int | None = None  # one past its last sample (padded); for "end"/"discard"
@@ -46,6 +51,7 @@ class Segmenter:
         self._silence_frames = max(1, round(o.min_silence_ms * SAMPLE_RATE / 1000 / FRAME))
         self._min_speech_frames = max(1, round(o.min_speech_ms * SAMPLE_RATE / 1000 / FRAME))
         self._max_samples = int(o.max_utterance_s * SAMPLE_RATE)
+        self._pad_frames = -(-self._pad // FRAME)
         self.frame_index = 0  # next frame's number
         self.index = 0
         self.open: SegmentEvent | None = None  # the open utterance's start event
@@ -53,6 +59,15 @@ class Segmenter:
         self._silence_run = 0
         self._speech_frames = 0
         self._prev_end = 0  # no utterance starts before the previous one's end
+
+    @property
+    def silence_run(self) -> int:
+        """Non-speech frames since the open utterance's last speech frame."""
+        return self._silence_run
+
+    @property
+    def pad_frames(self) -> int:
+        return self._pad_frames
 
     @property
     def position(self) -> int:
@@ -82,6 +97,11 @@ class Segmenter:
                     self._speech_frames += 1
             else:
                 self._silence_run += 1
+                if self._silence_run == self._pad_frames and self._pad_frames < self._silence_frames:
+                    if self._speech_frames >= self._min_speech_frames:
+                        events.append(
+                            SegmentEvent("pause", self.open.index, self.open.start, self._last_speech_end + self._pad, self._last_speech_end, self._speech_frames)
+                        )
             if self._silence_run >= self._silence_frames:
                 events.append(self._close(min(f_end, self._last_speech_end + self._pad), forced=False))
             elif f_end + FRAME - self.open.start > self._max_samples:
