@@ -178,3 +178,12 @@ def test_source_failure_keeps_what_was_said(tmp_path: Path) -> None:
     assert any(isinstance(e, Notice) and e.error and "unplugged" in e.message for e in events)
     assert len(result.finals) == 2
     assert abs(len(load_audio(result.wav_path)) / SR - fail_at) < 0.1
+
+
+def test_repetition_loop_is_recognised() -> None:
+    from npu_whisper_app.live.decoder import repeats_block
+
+    assert repeats_block("8 of spades 4 of clubs 8 of spades 4 of clubs")
+    assert repeats_block("And so, my fellow Americans. And so my fellow Americans.")
+    assert not repeats_block("five five")
+    assert not repeats_block("ask not what your country can do for you, ask what you can do for your country")

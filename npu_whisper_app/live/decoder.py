@@ -37,7 +37,9 @@ class DecoderOptions:
     language: str | None = None
     audio_ctx: str = "fit"  # "fit" | "full"
     fit_margin_s: float = 1.0
-    fit_min_s: float = 8.0  # shorter windows make Whisper loop (no end of audio in sight)
+    # shorter windows make Whisper loop or drop words (no end of audio in sight); with the
+    # previous text as prompt 8 s duplicated a whole utterance on eval-dev, 12 s did not
+    fit_min_s: float = 12.0
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
@@ -59,6 +61,21 @@ class Decoded:
 
 class Cancelled(Exception):
     pass
+
+
+def repeats_block(text: str, min_words: int = 3) -> bool:
+    """True when a run of >= ``min_words`` words follows itself at once ("a b c a b c"):
+    the loop Whisper falls into when it cannot see the end of the audio. (People do
+    repeat a word or two; three in a row, seldom.)"""
+    import re
+
+    words = [w for w in re.sub(r"[^\w' ]+", " ", text.lower()).split()]
+    n = len(words)
+    for k in range(min_words, n // 2 + 1):
+        for i in range(0, n - 2 * k + 1):
+            if words[i : i + k] == words[i + k : i + 2 * k]:
+                return True
+    return False
 
 
 class WhisperUtteranceDecoder:
@@ -113,7 +130,8 @@ class WhisperUtteranceDecoder:
         target = self.window_samples(len(audio))
         r, capped = self._decode_window(audio, target, prompt, should_stop)
         retried = False
-        if target < 480000 and not partial and (capped or r.compression_ratio > o.compression_ratio_threshold or r.avg_logprob < o.logprob_threshold):
+        suspicious = capped or r.compression_ratio > o.compression_ratio_threshold or r.avg_logprob < o.logprob_threshold or repeats_block(r.text)
+        if target < 480000 and not partial and suspicious:
             target = 480000
             r, capped = self._decode_window(audio, target, prompt, should_stop)
             retried = True
