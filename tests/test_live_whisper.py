@@ -165,3 +165,27 @@ def test_decoder_crash_keeps_text_and_recording(sequence, tmp_path: Path, capsys
     assert len(parse_lines(out)) == 2
     assert len(load_audio(rec)) / SR >= spans[2][1]  # recorded through the crash
     assert len(rec.with_suffix(".txt").read_text().splitlines()) == 2
+
+
+def test_ctrl_c_stops_cleanly_keeping_what_was_said(sequence, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    path, spans = sequence
+    rec = tmp_path / "rec.wav"
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "npu_whisper_app.cli", "listen", "--model", "tiny.en", "--device", "cpu",
+         "--input", str(path), "--speed", "1.5", "--recording", str(rec)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    first = proc.stdout.readline()  # the first utterance is decided ...
+    assert first.startswith("["), proc.stderr.read()
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)  # ... then Ctrl+C in the middle of the session
+    rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "forward" in first.lower()
+    assert "recording:" in err and str(rec) in err
+    heard = len(load_audio(rec)) / SR
+    assert spans[0][1] < heard < spans[-1][1]
+    assert len(rec.with_suffix(".txt").read_text().splitlines()) == 1 + len(parse_lines(rest))
