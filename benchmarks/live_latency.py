@@ -123,6 +123,7 @@ def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool, spee
         "wer": wer([r["ref"] for r in rows], [r["hyp"] for r in rows]),
         "stray_text": [f.text for f in stray if f.text],
         "cpu_load": cpu / wall,
+        "machine_load_average_1min": os.getloadavg()[0],
         "audio_s": result.audio_s,
         "wall_s": wall,
         "clips": rows,

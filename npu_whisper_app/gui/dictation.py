@@ -144,6 +144,7 @@ class DictationWidget(QWidget):
         self.device_combo.setMinimumWidth(220)
         self.refresh_button = QPushButton("↻")
         self.refresh_button.setToolTip("Refresh the list of input devices")
+        self.refresh_button.setFixedWidth(36)
         self.start_button = QPushButton("Start dictation")
         self.copy_button = QPushButton("Copy all")
         self.clear_button = QPushButton("Clear")
