@@ -301,12 +301,12 @@ def cmd_listen(args: argparse.Namespace) -> int:
         wav_path=args.recording,
     )
     session = DictationSession(decoder, source, options, on_event=on_event)
-    _err(f"listening to {getattr(source, 'name', 'the microphone')} with {engine.model_name} on {engine.device_name}; Ctrl+C to stop")
     try:
         session.start()
     except Exception:
         engine.close()
         return 1
+    _err(f"listening to {getattr(source, 'name', 'the microphone')} with {engine.model_name} on {engine.device_name}; Ctrl+C to stop")
     interrupted = False
     try:
         while not session.wait(0.2):

@@ -189,6 +189,10 @@ class DictationSession:
             self._notice(f"cannot start {getattr(self.source, 'name', 'the source')}: {exc}", error=True)
             self.finished.set()
             self.stop()
+            if self.ring.end == 0:  # nothing was recorded: leave no empty files behind
+                for path in (self.wav_path, self.transcript_path):
+                    if path is not None:
+                        path.unlink(missing_ok=True)
             raise
 
     def wait(self, timeout: float | None = None) -> bool:
