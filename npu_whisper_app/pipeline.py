@@ -7,6 +7,8 @@ the caller through plain callbacks, so the GUI, the CLI and the benchmarks share
 
 from __future__ import annotations
 
+import importlib
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,7 +18,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import whisper
-import whisper.transcribe as whisper_transcribe
 
 from .audio.decode import SAMPLE_RATE, load_audio
 from .devices import create_device, pick_auto
@@ -29,6 +30,25 @@ SegmentFn = Callable[[dict], None]
 NoticeFn = Callable[[str], None]
 
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS: nothing below this is speech
+
+
+def is_silent(audio: np.ndarray) -> bool:
+    """True when no sample reaches -60 dBFS (digital silence, a muted input)."""
+    return audio.size == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK
+
+
+def drop_silent_segments(result: dict, audio: np.ndarray) -> dict:
+    """Remove segments whose audio span is silent: Whisper invents "you" / "Thank you."
+    there with a confident log-probability, which its no-speech rule lets through."""
+    kept = []
+    for seg in result.get("segments", []):
+        a = audio[int(seg["start"] * SAMPLE_RATE) : int(seg["end"] * SAMPLE_RATE) + 1]
+        if seg.get("text", "").strip() and not is_silent(a):
+            kept.append(seg)
+    if len(kept) != len(result.get("segments", [])):
+        result = dict(result, segments=kept, text="".join(seg["text"] for seg in kept))
+    return result
 
 
 @dataclass
@@ -151,8 +171,6 @@ class _JobProgressBar:
             return
         on_progress, on_segment, should_stop = hooks
         if on_segment is not None:
-            import sys
-
             caller = sys._getframe(1).f_locals
             segments = caller.get("all_segments")
             if isinstance(segments, list):
@@ -170,7 +188,8 @@ class _TqdmModule:
     tqdm = _JobProgressBar
 
 
-whisper_transcribe.tqdm = _TqdmModule  # type: ignore[assignment]
+# ``whisper.transcribe`` is the function; the module is only reachable by name
+importlib.import_module("whisper.transcribe").tqdm = _TqdmModule  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------------------
@@ -258,8 +277,12 @@ class Engine:
         cancelled = False
         start = time.perf_counter()
         try:
-            with torch.inference_mode():
-                result = whisper.transcribe(self.model, audio, **options.whisper_kwargs(self.is_multilingual))
+            if is_silent(audio):
+                result = {"text": "", "segments": [], "language": options.language or ("en" if not self.is_multilingual else None)}
+            else:
+                with torch.inference_mode():
+                    result = whisper.transcribe(self.model, audio, **options.whisper_kwargs(self.is_multilingual))
+                result = drop_silent_segments(result, audio)
         except Cancelled:
             cancelled = True
             texts = "".join(s.get("text", "") for s in done_segments)

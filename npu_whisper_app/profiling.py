@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
+
 now_ns = time.perf_counter_ns
 
 # Op name -> category shown in the plots (stacked bars per layer).
@@ -265,3 +267,156 @@ def export_json(events: Sequence[TimingEvent], path: str | Path, extra: dict | N
     if extra:
         payload.update(extra)
     Path(path).write_text(json.dumps(payload, indent=1))
+
+
+# ---------------------------------------------------------------------------------------
+# Live aggregation (for views that receive batches while the encoder runs)
+# ---------------------------------------------------------------------------------------
+
+
+def assign_lanes(events: Sequence[TimingEvent]) -> list[int]:
+    """Lane per event (same order as ``events``) so that events in one lane never overlap.
+
+    Greedy interval colouring per device: overlapping dispatches (attention tiles on
+    several threads) get separate lanes; lane numbers are per device, from 0.
+    """
+    order = sorted(range(len(events)), key=lambda i: events[i].start_ns)
+    lanes = [0] * len(events)
+    free_at: dict[str, list[int]] = defaultdict(list)  # device -> end_ns of each lane
+    for i in order:
+        e = events[i]
+        ends = free_at[e.device]
+        for lane, end in enumerate(ends):
+            if end <= e.start_ns:
+                ends[lane] = e.end_ns
+                lanes[i] = lane
+                break
+        else:
+            ends.append(e.end_ns)
+            lanes[i] = len(ends) - 1
+    return lanes
+
+
+@dataclass(slots=True)
+class TimelineBar:
+    """One dispatch placed on a timeline: lane label, ms from the window's start, category."""
+
+    lane: str
+    start_ms: float
+    end_ms: float
+    category: str
+    op: str
+
+
+class LiveProfile:
+    """Running aggregates of one job's timing events, fed batch by batch (Qt-free).
+
+    Keeps per layer × category milliseconds and per (head, tile) attention times for
+    the whole job and for the window being encoded, per-window wall time, per-op
+    flops/time, and the current window's events for a timeline. ``version`` grows
+    with every batch so views can redraw only when something changed.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.version = 0
+        self.n_events = 0
+        self.window: int | None = None
+        self.window_events: list[TimingEvent] = []
+        self.windows: dict[int, list[int]] = {}  # window -> [first start_ns, last end_ns]
+        self.devices: set[str] = set()
+        self._layer_job: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._layer_win: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._tiles_job: dict[tuple[int, int, int], float] = defaultdict(float)  # (layer, head, tile)
+        self._tiles_win: dict[tuple[int, int, int], float] = defaultdict(float)
+        self._op: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # op -> [ns, flops]
+
+    def add(self, batch: Iterable[TimingEvent]) -> None:
+        for e in batch:
+            if self.window is None or e.window != self.window:
+                if self.window is None or e.window > self.window:
+                    self.window = e.window
+                    self.window_events = []
+                    self._layer_win.clear()
+                    self._tiles_win.clear()
+            ms = (e.end_ns - e.start_ns) / 1e6
+            cat = op_category(e.op)
+            self._layer_job[e.layer][cat] += ms
+            op = self._op[e.op]
+            op[0] += e.end_ns - e.start_ns
+            op[1] += e.flops
+            span = self.windows.get(e.window)
+            if span is None:
+                self.windows[e.window] = [e.start_ns, e.end_ns]
+            else:
+                span[0] = min(span[0], e.start_ns)
+                span[1] = max(span[1], e.end_ns)
+            self.devices.add(e.device)
+            if e.head is not None and e.tile is not None:
+                self._tiles_job[(e.layer, e.head, e.tile)] += ms
+            if e.window == self.window:
+                self.window_events.append(e)
+                self._layer_win[e.layer][cat] += ms
+                if e.head is not None and e.tile is not None:
+                    self._tiles_win[(e.layer, e.head, e.tile)] += ms
+            self.n_events += 1
+        self.version += 1
+
+    # -- views ---------------------------------------------------------------------------
+    def layers(self) -> list[int]:
+        return sorted(self._layer_job)
+
+    def layer_matrix(self, scope: str = "job") -> tuple[list[int], np.ndarray]:
+        """(layers, ms[len(layers), len(CATEGORIES)]) for scope ``job`` or ``window``."""
+        src = self._layer_win if scope == "window" else self._layer_job
+        layers = sorted(src)
+        out = np.zeros((len(layers), len(CATEGORIES)))
+        for r, layer in enumerate(layers):
+            for c, cat in enumerate(CATEGORIES):
+                out[r, c] = src[layer].get(cat, 0.0)
+        return layers, out
+
+    def tile_matrix(self, scope: str = "job", layer: int | None = None) -> np.ndarray:
+        """ms[heads, query tiles] for one layer or summed over all (None)."""
+        src = self._tiles_win if scope == "window" else self._tiles_job
+        if not src:
+            return np.zeros((0, 0))
+        heads = 1 + max(h for _, h, _ in src)
+        tiles = 1 + max(t for _, _, t in src)
+        out = np.zeros((heads, tiles))
+        for (lay, h, t), ms in src.items():
+            if layer is None or lay == layer:
+                out[h, t] += ms
+        return out
+
+    def attention_layers(self) -> list[int]:
+        return sorted({lay for lay, _, _ in self._tiles_job})
+
+    def window_ms(self) -> dict[int, float]:
+        """Wall time of each window from its first dispatch's start to its last's end."""
+        return {w: (s[1] - s[0]) / 1e6 for w, s in sorted(self.windows.items())}
+
+    def op_rates(self) -> list[tuple[str, float, float]]:
+        """(op, total ms, GFLOP/s) per op, slowest first."""
+        rows = [(op, ns / 1e6, (fl / ns if ns else 0.0)) for op, (ns, fl) in self._op.items()]
+        return sorted(rows, key=lambda r: -r[1])
+
+    def timeline(self) -> list[TimelineBar]:
+        """The current window's dispatches, laned so overlapping ones do not collide."""
+        events = self.window_events
+        if not events:
+            return []
+        t0 = min(e.start_ns for e in events)
+        lanes = assign_lanes(events)
+        return [
+            TimelineBar(
+                f"{e.device} #{lane}" if e.device != "host" else "host",
+                (e.start_ns - t0) / 1e6,
+                (e.end_ns - t0) / 1e6,
+                op_category(e.op),
+                e.op,
+            )
+            for e, lane in zip(events, lanes)
+        ]

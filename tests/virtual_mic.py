@@ -39,7 +39,7 @@ def use_virtual_mic(home: Path, audio: np.ndarray, monkeypatch) -> Path:
     """
     home.mkdir(parents=True, exist_ok=True)
     raw = home / "mic.raw"
-    (np.clip(audio, -1, 1) * 32767).astype("<i2").tofile(raw)
+    np.clip(np.round(audio * 32768), -32768, 32767).astype("<i2").tofile(raw)
     (home / ".asoundrc").write_text(ASOUNDRC.format(raw=raw))
     monkeypatch.setenv("HOME", str(home))
     import sounddevice as sd

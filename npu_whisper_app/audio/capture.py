@@ -143,18 +143,20 @@ class Microphone:
         rate = int(info["default_samplerate"]) or SAMPLE_RATE
         # prefer 16 kHz when the device takes it; else its own rate, resampled here
         try:
-            sd.check_input_settings(device=self.device, channels=1, dtype="float32", samplerate=SAMPLE_RATE)
+            sd.check_input_settings(device=self.device, channels=1, dtype="int16", samplerate=SAMPLE_RATE)
             rate = SAMPLE_RATE
         except Exception:
             pass
         self._resample = _Resampler(rate)
 
         def callback(indata, frames, time_info, status) -> None:  # PortAudio thread
-            self._queue.put(indata[:, 0].copy())
+            self._queue.put(indata[:, 0].astype(np.float32) / 32768.0)
 
         try:
             self._stream = sd.InputStream(
-                device=self.device, channels=1, dtype="float32", samplerate=rate,
+                # 16-bit is what capture hardware delivers natively; ALSA's own
+                # float conversion (plug) drops samples at period boundaries
+                device=self.device, channels=1, dtype="int16", samplerate=rate,
                 blocksize=max(1, int(rate * self.block_seconds)), callback=callback,
                 finished_callback=lambda: self._queue.put(None),
             )

@@ -105,11 +105,10 @@ class CpuDevice(Device):
         tiles = query_tiles(t, TILE)
         record = self.recorder.record
         name = self.name
-
-        inference = torch.is_inference_mode_enabled()  # thread-local: pool threads need it too
+        inference = torch.is_inference_mode_enabled()  # thread-local: carry it to the pool
 
         def run_head(head: int) -> None:
-            with torch.inference_mode(inference):
+            with torch.inference_mode(inference), torch.no_grad():
                 _run_head(head)
 
         def _run_head(head: int) -> None:

@@ -107,19 +107,12 @@ def _dims(m: Ct2Model) -> ModelDimensions:
 
 
 def _rows(m: Ct2Model, name: str, part: int, parts: int) -> torch.Tensor:
-    """Slice ``part`` of ``parts`` equal row blocks of a fused variable, as float32."""
-    arr = m.raw(name)
-    n = arr.shape[0] // parts
-    if arr.shape[0] != n * parts:
-        raise ModelError(f"{m.path}: {name!r} of shape {list(arr.shape)} is not {parts} fused blocks")
-    block = arr[part * n : (part + 1) * n]
-    if m.dtype_name(name) == "bfloat16":
-        out = (block.astype(np.uint32) << 16).view(np.float32)
-    elif m.dtype_name(name) in ("float16", "float32"):
-        out = block.astype(np.float32)
-    else:
-        out = m.float32(name)  # raises the quantized-model error
-    return torch.from_numpy(out)
+    """Block ``part`` of ``parts`` equal row blocks of a fused variable, as float32."""
+    shape = m.raw(name).shape  # raises for a missing variable
+    n = shape[0] // parts if shape else 0
+    if not shape or shape[0] != n * parts:
+        raise ModelError(f"{m.path}: {name!r} of shape {list(shape)} is not {parts} fused blocks")
+    return torch.from_numpy(m.float32(name, slice(part * n, (part + 1) * n)))
 
 
 def _t(m: Ct2Model, name: str) -> torch.Tensor:

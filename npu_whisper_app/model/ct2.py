@@ -87,19 +87,24 @@ class Ct2Model:
         dtype = DTYPES[var.dtype][1]
         count = var.nbytes // dtype.itemsize
         arr = np.frombuffer(self._buffer, dtype=dtype, count=count, offset=var.offset)
+        arr.flags.writeable = False
         return arr.reshape(var.shape)
 
-    def float32(self, name: str) -> np.ndarray:
-        """The variable as a fresh float32 array (float16/bfloat16 widened exactly)."""
+    def float32(self, name: str, rows: slice | None = None) -> np.ndarray:
+        """The variable (or a block of its rows) as a fresh float32 array.
+
+        float16 and bfloat16 widen exactly; integer (quantized) weights raise ModelError.
+        """
         arr = self.raw(name)
-        var = self.variables[self._resolve(name)]
-        if var.dtype == 5:  # bfloat16: the high half of a float32
+        if rows is not None:
+            arr = arr[rows]
+        code = self.variables[self._resolve(name)].dtype
+        if code == 5:  # bfloat16: the high half of a float32
             return (arr.astype(np.uint32) << 16).view(np.float32)
-        if var.dtype in (0, 4):
+        if code in (0, 4):
             return arr.astype(np.float32)  # always a copy
-        kind = DTYPES[var.dtype][0]
         raise ModelError(
-            f"{self.path}: variable {name!r} is {kind} (a quantized model); "
+            f"{self.path}: variable {name!r} is {DTYPES[code][0]} (a quantized model); "
             "only float32/float16/bfloat16 CTranslate2 models are supported — "
             "re-convert it with --quantization float16"
         )

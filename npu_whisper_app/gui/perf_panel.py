@@ -1,0 +1,348 @@
+"""Live performance panel: per-layer stacked bars, attention tile heatmap, dispatch
+timeline and figures. It only shows: batches of timing events go into a
+:class:`~npu_whisper_app.profiling.LiveProfile`; a ~30 Hz timer redraws when it changed.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..profiling import CATEGORIES, LiveProfile
+
+pg.setConfigOptions(antialias=False, background="w", foreground="#222")
+
+# one colour per op category (colour-blind friendly, Okabe–Ito)
+CATEGORY_COLORS: dict[str, str] = {
+    "conv stem": "#999999",
+    "norms": "#F0E442",
+    "projections": "#0072B2",
+    "attention": "#D55E00",
+    "mlp": "#009E73",
+    "residual": "#CC79A7",
+    "other": "#56B4E9",
+}
+REDRAW_MS = 16  # one part per tick: each plot refreshes at up to ~15 Hz
+
+
+def layer_label(layer: int, n_blocks: int | None) -> str:
+    if layer < 0:
+        return "stem"
+    if n_blocks is not None and layer >= n_blocks:
+        return "post"
+    return str(layer)
+
+
+class PerfPanel(QWidget):
+    """Shows where the encoder's time goes, for the window being encoded and the job."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.profile = LiveProfile()
+        self._drawn_version = -1
+        self._stale: list = []
+        self.redraws = 0
+        self._job_started = 0.0
+        self._audio_done = 0.0
+        self._audio_total = 0.0
+        self._build()
+        self._timer = QTimer(self)
+        self._timer.setInterval(REDRAW_MS)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+
+    # -- layout --------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.scope = QComboBox()
+        self.scope.addItem("Window being encoded", "window")
+        self.scope.addItem("Whole job", "job")
+        self.scope.setToolTip("Show the window being encoded now, or everything since the job started")
+        self.layer = QComboBox()
+        self.layer.addItem("All layers", None)
+        self.layer.setToolTip("Encoder layer shown in the attention heatmap")
+        self.scope.currentIndexChanged.connect(self._force_redraw)
+        self.layer.currentIndexChanged.connect(self._force_redraw)
+
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Show:"))
+        controls.addWidget(self.scope)
+        controls.addSpacing(12)
+        controls.addWidget(QLabel("Heatmap layer:"))
+        controls.addWidget(self.layer)
+        controls.addStretch(1)
+        legend = "  ".join(
+            f'<span style="color:{CATEGORY_COLORS[c]}; font-size:14px;">&#9632;</span>&nbsp;{c}' for c in CATEGORIES
+        )
+        self.legend = QLabel(legend)
+        self.legend.setToolTip("Op categories in the bars and the timeline")
+        controls.addWidget(self.legend)
+
+        # figures
+        self.fig: dict[str, QLabel] = {}
+        figures = QGridLayout()
+        names = [("device", "Device"), ("model", "Model"), ("rtf", "Real-time factor"),
+                 ("windows", "Windows done"), ("per_window", "Time per window"), ("events", "Dispatches")]
+        for i, (key, title) in enumerate(names):
+            label = QLabel("—")
+            label.setObjectName(f"figure_{key}")
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            font = label.font()
+            font.setBold(True)
+            label.setFont(font)
+            cap = QLabel(title + ":")
+            figures.addWidget(cap, i // 3, 2 * (i % 3))
+            figures.addWidget(label, i // 3, 2 * (i % 3) + 1)
+            self.fig[key] = label
+        figures.setColumnStretch(1, 1)
+        figures.setColumnStretch(3, 1)
+        figures.setColumnStretch(5, 1)
+
+        # (1) per-layer stacked bars
+        self.bars_plot = pg.PlotWidget()
+        self.bars_plot.setObjectName("layer_bars")
+        p = self.bars_plot.getPlotItem()
+        p.setTitle("Time per layer by op category")
+        p.setLabel("left", "ms")
+        p.setLabel("bottom", "encoder layer")
+        p.showGrid(y=True, alpha=0.3)
+        p.setMouseEnabled(x=False, y=False)
+        p.hideButtons()
+        self.bar_items: dict[str, pg.BarGraphItem] = {}
+        for cat in CATEGORIES:
+            item = pg.BarGraphItem(x=[], height=[], y0=[], width=0.7, brush=CATEGORY_COLORS[cat], pen=None)
+            p.addItem(item)
+            self.bar_items[cat] = item
+
+        # (2) heatmap head x query tile
+        self.heat_plot = pg.PlotWidget()
+        self.heat_plot.setObjectName("tile_heatmap")
+        hp = self.heat_plot.getPlotItem()
+        hp.setTitle("Attention tile time (µs), head × query tile")
+        hp.setLabel("left", "head")
+        hp.setLabel("bottom", "query tile (64 rows)")
+        hp.setMouseEnabled(x=False, y=False)
+        hp.hideButtons()
+        self.heat_image = pg.ImageItem(axisOrder="row-major")
+        hp.addItem(self.heat_image)
+        self.heat_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), interactive=False, width=12)
+        self.heat_bar.setImageItem(self.heat_image, insert_in=hp)
+
+        # (3) timeline of dispatches
+        self.time_plot = pg.PlotWidget()
+        self.time_plot.setObjectName("timeline")
+        tp = self.time_plot.getPlotItem()
+        tp.setTitle("Dispatch timeline of the window being encoded")
+        tp.setLabel("bottom", "ms since window start")
+        tp.showGrid(x=True, alpha=0.3)
+        tp.hideButtons()
+        tp.setMouseEnabled(y=False)
+        self.time_curves: dict[str, pg.PlotDataItem] = {}
+        for cat in CATEGORIES:
+            curve = pg.PlotDataItem([], [], connect="pairs", pen=pg.mkPen(CATEGORY_COLORS[cat], width=10, cap=Qt.PenCapStyle.FlatCap))
+            tp.addItem(curve)
+            self.time_curves[cat] = curve
+
+        # (4) GFLOP/s by op
+        self.op_table = QTableWidget(0, 3)
+        self.op_table.setObjectName("op_table")
+        self.op_table.setHorizontalHeaderLabels(["op", "ms", "GFLOP/s"])
+        self.op_table.verticalHeader().setVisible(False)
+        self.op_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.op_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.op_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.op_table.setToolTip("Time and achieved GFLOP/s per op, whole job")
+        self.op_table.setMinimumWidth(200)
+
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.bars_plot)
+        top.addWidget(self.heat_plot)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.time_plot)
+        bottom.addWidget(self.op_table)
+        bottom.setStretchFactor(0, 3)
+        bottom.setStretchFactor(1, 1)
+        plots = QSplitter(Qt.Orientation.Vertical)
+        plots.addWidget(top)
+        plots.addWidget(bottom)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(controls)
+        layout.addLayout(figures)
+        layout.addWidget(plots, 1)
+
+    # -- data in -------------------------------------------------------------------------
+    def reset(self, device: str = "", model: str = "") -> None:
+        """A new job starts: clear the plots."""
+        self.profile.reset()
+        self._drawn_version = -1
+        self._job_started = time.monotonic()
+        self._audio_done = self._audio_total = 0.0
+        if device:
+            self.fig["device"].setText(device)
+        if model:
+            self.fig["model"].setText(model)
+        self._force_redraw()
+
+    def set_engine(self, device: str, model: str) -> None:
+        self.fig["device"].setText(device)
+        self.fig["model"].setText(model)
+
+    def add_timings(self, batch: list) -> None:
+        """Store a batch (GUI thread); drawing happens on the timer."""
+        self.profile.add(batch)
+
+    def set_progress(self, done_s: float, total_s: float) -> None:
+        self._audio_done, self._audio_total = done_s, total_s
+        self._update_rtf()
+
+    def set_final(self, realtime_factor: float) -> None:
+        self.fig["rtf"].setText(f"{realtime_factor:.2f}× real time")
+
+    def _update_rtf(self) -> None:
+        elapsed = time.monotonic() - self._job_started
+        if elapsed > 0 and self._audio_done > 0:
+            self.fig["rtf"].setText(f"{self._audio_done / elapsed:.2f}× real time")
+
+    # -- drawing -------------------------------------------------------------------------
+    def _force_redraw(self) -> None:
+        self._drawn_version = -1
+
+    def _tick(self) -> None:
+        """Draw one stale part per tick, so no tick blocks the event loop for long."""
+        if self.profile.version != self._drawn_version:
+            self._drawn_version = self.profile.version
+            self._stale = list(self._parts)
+            self.redraws += 1
+        if self._stale:
+            self._stale.pop(0)()
+
+    @property
+    def _parts(self) -> tuple:
+        return (self._draw_bars, self._draw_heatmap, self._draw_timeline, self._draw_figures)
+
+    def redraw(self) -> None:
+        """Draw everything now."""
+        self._stale = []
+        for part in self._parts:
+            part()
+
+    def _scope(self) -> str:
+        return self.scope.currentData() or "window"
+
+    def _draw_bars(self) -> None:
+        layers, m = self.profile.layer_matrix(self._scope())
+        attn = self.profile.attention_layers()
+        n_blocks = max(attn) + 1 if attn else None  # layers past the blocks are ln_post
+        x = np.arange(len(layers), dtype=float)
+        bottom = np.zeros(len(layers))
+        for c, cat in enumerate(CATEGORIES):
+            h = m[:, c] if len(layers) else np.zeros(0)
+            self.bar_items[cat].setOpts(x=x, height=h, y0=bottom.copy(), width=0.7)
+            bottom = bottom + h
+        axis = self.bars_plot.getPlotItem().getAxis("bottom")
+        axis.setTicks([[(i, layer_label(layer, n_blocks)) for i, layer in enumerate(layers)]])
+        if len(layers):
+            self.bars_plot.setXRange(-0.6, len(layers) - 0.4, padding=0)
+            self.bars_plot.setYRange(0, float(bottom.max()) * 1.08 or 1.0, padding=0)
+
+    def _sync_layers(self) -> None:
+        layers = self.profile.attention_layers()
+        if self.layer.count() - 1 != len(layers):
+            current = self.layer.currentData()
+            self.layer.blockSignals(True)
+            self.layer.clear()
+            self.layer.addItem("All layers", None)
+            for layer in layers:
+                self.layer.addItem(f"Layer {layer}", layer)
+            idx = self.layer.findData(current) if current is not None else 0
+            self.layer.setCurrentIndex(max(idx, 0))
+            self.layer.blockSignals(False)
+
+    def _draw_heatmap(self) -> None:
+        self._sync_layers()
+        m = self.profile.tile_matrix(self._scope(), self.layer.currentData()) * 1000.0  # µs
+        if m.size == 0:
+            self.heat_image.clear()
+            return
+        self.heat_image.setImage(m, autoLevels=False)
+        self.heat_image.setRect(0, 0, m.shape[1], m.shape[0])
+        hi = float(m.max()) or 1.0
+        self.heat_bar.setLevels((0.0, hi))
+        self.heat_plot.setXRange(0, m.shape[1], padding=0)
+        self.heat_plot.setYRange(0, m.shape[0], padding=0)
+
+    def _draw_timeline(self) -> None:
+        bars = self.profile.timeline()
+        lanes = sorted({b.lane for b in bars}, key=lambda s: (s == "host", s))
+        index = {lane: i for i, lane in enumerate(lanes)}
+        per_cat: dict[str, list] = {cat: [] for cat in CATEGORIES}
+        for b in bars:
+            per_cat[b.category].append((b.start_ms, b.end_ms, index[b.lane]))
+        for cat, rows in per_cat.items():
+            if rows:
+                a = np.asarray(rows)
+                xs = a[:, :2].reshape(-1)
+                ys = np.repeat(a[:, 2], 2)
+                self.time_curves[cat].setData(xs, ys)
+            else:
+                self.time_curves[cat].setData([], [])
+        axis = self.time_plot.getPlotItem().getAxis("left")
+        axis.setTicks([[(i, lane) for lane, i in index.items()]])
+        if lanes:
+            self.time_plot.setYRange(-0.7, len(lanes) - 0.3, padding=0)
+            end = max(b.end_ms for b in bars)
+            self.time_plot.setXRange(0, end * 1.02 or 1.0, padding=0)
+
+    def _draw_figures(self) -> None:
+        wins = self.profile.window_ms()
+        self.fig["windows"].setText(str(len(wins)))
+        if wins:
+            vals = list(wins.values())
+            self.fig["per_window"].setText(f"{vals[-1]:.0f} ms (mean {np.mean(vals):.0f} ms)")
+        self.fig["events"].setText(f"{self.profile.n_events:,}")
+        if self.profile.devices and self.fig["device"].text() in ("—", ""):
+            self.fig["device"].setText(", ".join(sorted(self.profile.devices - {"host"})))
+        self._update_rtf()
+        rows = self.profile.op_rates()
+        self.op_table.setRowCount(len(rows))
+        for r, (op, ms, gf) in enumerate(rows):
+            for c, text in enumerate((op, f"{ms:.1f}", f"{gf:.1f}")):
+                item = self.op_table.item(r, c)
+                if item is None:
+                    item = QTableWidgetItem()
+                    if c:
+                        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                    self.op_table.setItem(r, c, item)
+                item.setText(text)
+
+    # -- export --------------------------------------------------------------------------
+    def save_png(self, path: str | Path) -> bool:
+        """A PNG of the whole panel as shown."""
+        self.redraw()
+        return self.grab().save(str(path), "PNG")
+
+    # -- test/introspection helpers -------------------------------------------------------
+    def plot_data(self) -> dict[str, int]:
+        """How many data points each plot holds (for tests)."""
+        bars = sum(len(item.opts.get("height", [])) for item in self.bar_items.values())
+        img = self.heat_image.image
+        timeline = sum(len(c.xData) if c.xData is not None else 0 for c in self.time_curves.values())
+        return {"bars": bars, "heatmap": 0 if img is None else int(img.size), "timeline": timeline, "ops": self.op_table.rowCount()}
