@@ -1,7 +1,7 @@
 """Dictation mode: a self-contained widget (the main window embeds it as a tab).
 
 ``DictationWidget(engine_provider=None, parent=None)``: ``engine_provider`` is called
-once, on the widget's worker thread, when dictation first starts; it returns a
+on the widget's worker thread each time dictation starts; it returns a
 :class:`~npu_whisper_app.pipeline.Engine` (or any object with the decoder's
 ``decode(audio, prompt=None, should_stop=None)``). Without one the widget loads
 ``base`` on the ``auto`` device itself.
@@ -52,6 +52,7 @@ class DictationWorker(QObject):
         self._provider = engine_provider
         self._source_factory = source_factory
         self._decoder = None
+        self._engine = None
         self._stop = threading.Event()
         self.session: DictationSession | None = None
 
@@ -59,13 +60,18 @@ class DictationWorker(QObject):
         self._stop.set()
 
     def _make_decoder(self):
-        if self._decoder is None:
-            if self._provider is not None:
-                engine = self._provider()
-            else:
-                from ..pipeline import Engine
+        """Asks the provider at every start (the embedding window may have switched model
+        or device since); wraps a new engine in a decoder, reuses it for the same one."""
+        if self._provider is not None:
+            engine = self._provider()
+        elif self._engine is not None:
+            engine = self._engine
+        else:
+            from ..pipeline import Engine
 
-                engine = Engine("base", "auto")
+            engine = Engine("base", "auto")
+        if engine is not self._engine or self._decoder is None:
+            self._engine = engine
             if hasattr(engine, "decode"):
                 self._decoder = engine
             else:
