@@ -36,6 +36,7 @@ OP_CATEGORIES: dict[str, str] = {
     "v_proj": "projections",
     "out_proj": "projections",
     "attention": "attention",
+    "attention_io": "attention",  # the xrt device's bulk q/k/v upload and output read-back
     "fc1": "mlp",
     "fc1_gelu": "mlp",
     "gelu": "mlp",

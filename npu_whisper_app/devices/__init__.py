@@ -11,6 +11,8 @@ from .base import Device, DeviceError, DeviceInfo, DeviceUnavailable, KernelErro
 # name -> "module:Class". A new device is one module and one line here.
 REGISTRY: dict[str, str] = {
     "cpu": "npu_whisper_app.devices.cpu:CpuDevice",
+    "xrt": "npu_whisper_app.devices.xrt:XrtDevice",
+    "reference": "npu_whisper_app.devices.reference:ReferenceDevice",
 }
 
 # Preference order for ``auto``: the first available wins.
