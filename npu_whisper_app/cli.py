@@ -1,4 +1,4 @@
-"""Command line: ``npu-whisper transcribe | devices | bench | models``.
+"""Command line: ``npu-whisper transcribe | listen | devices | bench | models``.
 
 Option names and meanings follow openai-whisper's own CLI where it has them.
 """
@@ -82,6 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max_words_per_line", type=_optional_int, default=None)
     t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     t.add_argument("--progress", type=_str2bool, nargs="?", const=True, default=None, help="progress bar on stderr (default: for audio over 30 s)")
+
+    ls = sub.add_parser("listen", help="live dictation: print each utterance as it is decided (microphone, or a recording played as one)")
+    _add_model_device(ls)
+    src = ls.add_mutually_exclusive_group()
+    src.add_argument("--input-device", default=None, help="input device index or name (default: the system's default input)")
+    src.add_argument("--input", default=None, metavar="FILE", help="play this recording into the pipeline as if it were the microphone")
+    ls.add_argument("--speed", type=float, default=1.0, help="with --input: times real time (0: as fast as possible) (default: %(default)s)")
+    ls.add_argument("--output", default=None, metavar="FILE", help="also append each final utterance to this text file")
+    ls.add_argument("--language", default=None, help="spoken language (default: detected per utterance; English for .en models)")
+    ls.add_argument("--prompt-previous", action=argparse.BooleanOptionalAction, default=True, help="give the previous utterances' text as the prompt (default: on)")
+    ls.add_argument("--partials", action=argparse.BooleanOptionalAction, default=None, help="show stable partial text on stderr (default: when stderr is a terminal)")
+    ls.add_argument("--silence-ms", type=int, default=500, help="pause that ends an utterance (default: %(default)s)")
+    ls.add_argument("--audio-ctx", choices=["fit", "full"], default="fit", help="encoder window: fit the utterance (fast) or Whisper's full 30 s (default: %(default)s)")
+    ls.add_argument("--recording", default=None, metavar="WAV", help="where to save the session's audio (default: a new file in the user data folder)")
+    ls.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
 
     d = sub.add_parser("devices", help="list devices and which one auto picks")
     d.add_argument("--json", action="store_true", help="print one JSON object")
@@ -230,6 +245,88 @@ def _progress_bar(duration: float, path: str):
     return Bar()
 
 
+def cmd_listen(args: argparse.Namespace) -> int:
+    import torch
+
+    from .devices import DeviceError
+    from .live.decoder import DecoderOptions, WhisperUtteranceDecoder
+    from .live.dictation import DictationOptions, DictationSession, Final, Notice, Partial, fmt_time
+    from .live.segmenter import SegmenterOptions
+    from .live.sources import FilePlayer, MicSource
+    from .model.resolve import ModelError
+    from .pipeline import Engine
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.input is not None:
+        from .audio.decode import AudioError
+
+        try:
+            source = FilePlayer(args.input, speed=args.speed)
+        except AudioError as exc:
+            _err(f"error: {exc}")
+            return 2
+    else:
+        device = args.input_device
+        if device is not None and device.isdigit():
+            device = int(device)
+        source = MicSource(device)
+    try:
+        engine = Engine(args.model, args.device, on_notice=lambda msg: _err(f"note: {msg}"))
+    except (ModelError, DeviceError) as exc:
+        _err(f"error: {exc}")
+        return 2
+    show_partials = args.partials if args.partials is not None else sys.stderr.isatty()
+    out = open(args.output, "a", encoding="utf-8") if args.output else None
+
+    def on_event(ev: object) -> None:
+        if isinstance(ev, Final) and ev.text:
+            if show_partials:
+                sys.stderr.write("\r\033[K")
+            print(f"[{fmt_time(ev.start_s)} --> {fmt_time(ev.end_s)}] {ev.text}", flush=True)
+            if out is not None:
+                out.write(ev.text + "\n")
+                out.flush()
+        elif isinstance(ev, Partial) and show_partials and ev.stable:
+            sys.stderr.write("\r\033[K\033[2m" + ev.stable[-150:] + "\033[0m")
+            sys.stderr.flush()
+        elif isinstance(ev, Notice):
+            _err(("error: " if ev.error else "note: ") + ev.message)
+
+    decoder = WhisperUtteranceDecoder(engine, DecoderOptions(language=args.language, audio_ctx=args.audio_ctx))
+    options = DictationOptions(
+        prompt_previous=args.prompt_previous,
+        partials=True,
+        segmenter=SegmenterOptions(min_silence_ms=args.silence_ms),
+        wav_path=args.recording,
+    )
+    session = DictationSession(decoder, source, options, on_event=on_event)
+    try:
+        session.start()
+    except Exception:
+        engine.close()
+        return 1
+    _err(f"listening to {getattr(source, 'name', 'the microphone')} with {engine.model_name} on {engine.device_name}; Ctrl+C to stop")
+    interrupted = False
+    try:
+        while not session.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        interrupted = True
+        _err("stopping: decoding what was said ...")
+    try:
+        result = session.stop()
+    except KeyboardInterrupt:  # a second Ctrl+C: the recording is closed as far as it went
+        result = session.stop(timeout=0.1)
+    if out is not None:
+        out.close()
+    engine.close()
+    _err(f"recording: {result.wav_path} ({result.audio_s:.1f} s)" + (f"; transcript: {result.transcript_path}" if result.transcript_path else ""))
+    if result.errors and not interrupted:
+        return 1
+    return 0
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     from .devices import pick_auto, probe_all
 
@@ -285,7 +382,7 @@ def _err(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"transcribe": cmd_transcribe, "devices": cmd_devices, "models": cmd_models, "bench": cmd_bench}
+    handlers = {"transcribe": cmd_transcribe, "listen": cmd_listen, "devices": cmd_devices, "models": cmd_models, "bench": cmd_bench}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
