@@ -186,3 +186,31 @@ def test_record_from_virtual_microphone(qtbot, env, monkeypatch):
         close_window(w)
     finally:
         reset_portaudio()
+
+
+def test_dictation_tab_in_main_window_feeds_the_performance_panel(qtbot, env, monkeypatch):
+    """Dictation as the second mode: text from the virtual microphone, plots keep working."""
+    from media import espeak
+    from virtual_mic import reset_portaudio, use_virtual_mic
+
+    from media import EVAL_DEV
+    from npu_whisper_app.audio.decode import load_audio
+
+    gap = np.zeros(16000, np.float32)
+    if (EVAL_DEV / "goforward.wav").exists():
+        speech = load_audio(EVAL_DEV / "goforward.wav")
+    else:
+        speech = load_audio(espeak("go forward ten meters", env / "go.wav"))
+    use_virtual_mic(env / "home", np.concatenate([gap, speech, gap, gap]), monkeypatch)
+    try:
+        w = _window(qtbot)
+        w.modes.setCurrentWidget(w.dictation)
+        assert w.modes.tabText(w.modes.currentIndex()) == "Dictation" and w.perf.isVisible()
+        w.dictation.start()
+        qtbot.waitUntil(lambda: len(w.dictation.finals) >= 1, timeout=120_000)
+        w.dictation.stop()
+        assert "forward" in w.dictation.all_text().lower()
+        qtbot.waitUntil(lambda: w.perf.plot_data()["bars"] > 0 and w.perf.plot_data()["heatmap"] > 0, timeout=10_000)
+        close_window(w)
+    finally:
+        reset_portaudio()

@@ -28,6 +28,8 @@ from PySide6.QtWidgets import (
 from .. import output
 from ..pipeline import TranscribeOptions
 from ..profiling import export_json
+from .dictation import DictationWidget
+from .dictation_engines import DictationEngines
 from .options_bar import OptionsBar
 from .paths import log_file
 from .perf_panel import PerfPanel
@@ -118,30 +120,30 @@ class MainWindow(QMainWindow):
         self.source_label.setObjectName("source_label")
         self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.source_label.setFixedHeight(self.source_label.fontMetrics().height() + 6)
-        left = QWidget()
-        lv = QVBoxLayout(left)
-        lv.setContentsMargins(0, 0, 0, 0)
-        lv.addWidget(self.source_label)
-        lv.addWidget(self.transcript, 1)
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(left)
-        self.splitter.addWidget(self.perf)
-        self.splitter.setStretchFactor(0, 2)
-        self.splitter.setStretchFactor(1, 3)
-        self.splitter.setSizes([560, 840])
-
         file_mode = QWidget()
         fv = QVBoxLayout(file_mode)
-        fv.setContentsMargins(6, 6, 6, 6)
+        fv.setContentsMargins(0, 0, 0, 0)
         fv.addWidget(self.record)
-        fv.addWidget(self.splitter, 1)
-        # Modes: the file/recording transcriber first; live dictation joins as a second tab.
+        fv.addWidget(self.source_label)
+        fv.addWidget(self.transcript, 1)
+        # Modes: the file/recording transcriber and live dictation, side by side with the
+        # performance panel, which shows whichever mode is running the encoder.
         self.modes = QTabWidget()
         self.modes.setObjectName("modes")
         self.modes.setDocumentMode(True)
         self.modes.addTab(file_mode, "Transcribe")
-        self.modes.tabBar().setVisible(False)  # shown once a second mode exists
-        self.setCentralWidget(self.modes)
+        self.dictation_engines = DictationEngines(lambda: self.choices)
+        self.dictation_engines.timings.connect(self.perf.add_timings)
+        self.dictation = DictationWidget(engine_provider=self.dictation_engines)
+        self.dictation.worker.started.connect(lambda _wav: self.perf.reset(*self._engine_names()))
+        self.modes.addTab(self.dictation, "Dictation")
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.modes)
+        self.splitter.addWidget(self.perf)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 3)
+        self.splitter.setSizes([560, 840])
+        self.setCentralWidget(self.splitter)
 
         sb = self.statusBar()
         self.progress = QProgressBar()
@@ -518,6 +520,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
         if self.record.recording:
             self.record.stop()
+        self.dictation.shutdown()
         self._save_choices()
         self.settings.save_geometry(self.saveGeometry(), self.saveState())
         self.host.shutdown()
