@@ -89,7 +89,7 @@ def test_open_jfk_transcript_plots_latency_export(qtbot, env):
     for word in ("fellow", "americans", "country"):
         assert word in text
     assert w.transcript.table.rowCount() >= 1
-    qtbot.waitUntil(lambda: not w.perf._stale, timeout=2000)
+    qtbot.waitUntil(lambda: not w.perf.pending, timeout=2000)
     data = w.perf.plot_data()
     assert data["bars"] > 0 and data["heatmap"] > 0 and data["timeline"] > 0 and data["ops"] > 0, data
     assert w.perf.fig["windows"].text() == "1"
