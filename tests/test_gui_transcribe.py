@@ -117,7 +117,7 @@ def test_open_jfk_transcript_plots_latency_export(qtbot, env):
 
 def test_cancel_keeps_the_transcript_so_far(qtbot, env):
     from npu_whisper_app.audio.decode import load_audio
-    from tests_media import write_long
+    from media import write_long
 
     w = _window(qtbot)
     long_wav = write_long(load_audio(JFK), env / "jfk90.wav", seconds=90)
