@@ -186,3 +186,23 @@ def test_record_from_virtual_microphone(qtbot, env, monkeypatch):
         close_window(w)
     finally:
         reset_portaudio()
+
+
+def test_app_started_with_a_file_transcribes_it(qtbot, env, monkeypatch):
+    """The entry point's set-up (``main`` = ``build`` + ``exec``) with a file on the command line."""
+    import sys
+
+    from npu_whisper_app.gui.app import build
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # build() installs the app's hook
+
+    _app, w = build([str(JFK), "--model", "tiny.en"])
+    qtbot.addWidget(w)
+    assert w.choices.model == "tiny.en"
+    assert len(w.jobs) == 1 and w.host.busy
+    qtbot.waitUntil(lambda: bool(w.results) or bool(w.errors), timeout=180_000)
+    assert not w.errors, w.errors
+    result = w.last_result
+    assert result.source == str(JFK.resolve()) and "country" in result.text.lower()
+    assert w.choices.recent_files[0] == str(JFK.resolve())
+    close_window(w)
