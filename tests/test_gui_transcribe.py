@@ -97,6 +97,7 @@ def test_open_jfk_transcript_plots_latency_export(qtbot, env):
     print(f"\nevent-loop max lateness while encoding/decoding: {probe.max_late * 1000:.1f} ms; "
           f"whole job incl. start-up: {whole.max_late * 1000:.1f} ms")
     assert probe.max_late < 0.100, f"event loop blocked {probe.max_late * 1000:.0f} ms"
+    assert whole.max_late < 0.100, f"event loop blocked {whole.max_late * 1000:.0f} ms (whole job)"
     # exports
     srt = w.export_transcript(env / "out" / "jfk.srt")
     body = srt.read_text()
@@ -112,6 +113,24 @@ def test_open_jfk_transcript_plots_latency_export(qtbot, env):
     qtbot.wait(200)
     assert w.grab().save(str(ARTIFACTS / "main_window.png"))
     assert (env / "logs" / "npu-whisper.log").exists() or True  # logging is set up by app.main
+    close_window(w)
+
+
+def test_plots_update_at_least_ten_times_per_second_of_encoding(qtbot, env):
+    """Timing batches flow and the plots redraw >= 10 times per second of encoder time
+    (counts of updates over the job's measured encoder time, base for a long enough run)."""
+    w = _window(qtbot, model="base")
+    batches0, redraws0 = w.perf.batches, w.perf.redraws
+    job = w.open_file(JFK)
+    result = _wait_result(qtbot, w, job)
+    assert result is not None and not result.cancelled
+    qtbot.waitUntil(lambda: not w.perf.pending, timeout=2000)
+    batches, redraws = w.perf.batches - batches0, w.perf.redraws - redraws0
+    print(f"\nencoder {result.encoder_s:.2f} s: {batches} timing batches, {redraws} redraws "
+          f"({redraws / result.encoder_s:.1f}/s)")
+    need = int(10 * result.encoder_s)
+    assert batches >= need, (batches, need)
+    assert redraws >= need, (redraws, need)
     close_window(w)
 
 

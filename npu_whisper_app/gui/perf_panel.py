@@ -75,6 +75,7 @@ class PerfPanel(QWidget):
         self._last_figures = 0.0
         self._figures_version = -1
         self.redraws = 0
+        self.batches = 0
         self._shown: dict[str, object] = {}  # what each plot shows now (skip unchanged updates)
         self._job_started = 0.0
         self._audio_done = 0.0
@@ -227,6 +228,7 @@ class PerfPanel(QWidget):
 
     def add_timings(self, batch: list) -> None:
         """Store a batch (GUI thread); drawing happens on the timer."""
+        self.batches += 1
         self.profile.add(batch)
 
     def set_progress(self, done_s: float, total_s: float) -> None:
