@@ -46,13 +46,21 @@ def main() -> int:
     w.resize(1400, 860)
     w.show()
 
+    from PySide6.QtCore import QEventLoop, QTimer
+
     def wait(cond, timeout=600.0) -> None:
+        """Run the real event loop (as the app does) until ``cond()``."""
         end = time.monotonic() + timeout
-        while not cond():
-            app.processEvents()
-            time.sleep(0.002)
-            if time.monotonic() > end:
-                raise TimeoutError
+        loop = QEventLoop()
+        check = QTimer()
+        check.setInterval(20)
+        check.timeout.connect(lambda: loop.quit() if cond() or time.monotonic() > end else None)
+        check.start()
+        if not cond():
+            loop.exec()
+        check.stop()
+        if not cond():
+            raise TimeoutError
 
     wait(lambda: w.engine_info is not None or bool(w.errors))
     if w.errors:

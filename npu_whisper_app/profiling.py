@@ -85,13 +85,21 @@ Listener = Callable[[list[TimingEvent]], None]
 class Recorder:
     """Collects timing events and hands them, in batches, to listeners.
 
-    Devices call :meth:`record` per dispatch (cheap: one append under the GIL).
-    :meth:`flush` sends the events gathered since the last flush to every listener;
-    the encoder flushes after each layer so live views stay fresh.
-    Thread-safe for one producer and any number of readers.
+    Devices call :meth:`record` per dispatch (cheap: one append and one integer
+    comparison). :meth:`flush` sends the events gathered since the last flush to every
+    listener. Besides the encoder's flush after each layer, :meth:`record` flushes by
+    itself once ``flush_every_s`` has passed since the last flush (measured with the
+    dispatch's own end time, so no extra clock read), which keeps live views fed
+    several times a second even inside a long layer.
+
+    Thread-safe: dispatches may be recorded from several threads (attention tiles run
+    on a pool). Appends need no lock (``list.append`` is atomic); a flush takes the
+    events present when it starts (slice + delete, both atomic) under a lock, and a
+    flush triggered from :meth:`record` skips instead of waiting when another thread is
+    flushing. Listeners are called under the lock, so batches arrive in order.
     """
 
-    def __init__(self, keep: bool = True) -> None:
+    def __init__(self, keep: bool = True, flush_every_s: float | None = 0.05) -> None:
         self.keep = keep
         self.events: list[TimingEvent] = []
         self._pending: list[TimingEvent] = []
@@ -100,6 +108,8 @@ class Recorder:
         self.window = 0
         self.layer = -1
         self.enabled = True
+        self.flush_every_ns = int(flush_every_s * 1e9) if flush_every_s else 0
+        self._last_flush = now_ns()
 
     # -- context set by the encoder graph -------------------------------------------
     def set_context(self, window: int | None = None, layer: int | None = None) -> None:
@@ -125,17 +135,27 @@ class Recorder:
         self._pending.append(
             TimingEvent(self.window, self.layer, op, device, start_ns, end_ns, flops, nbytes, head, tile)
         )
+        if self.flush_every_ns and end_ns - self._last_flush >= self.flush_every_ns:
+            self.flush(wait=False)
 
-    def flush(self) -> None:
-        with self._lock:
-            batch, self._pending = self._pending, []
-            if not batch:
+    def flush(self, wait: bool = True) -> None:
+        """Hand the pending events to the listeners; with ``wait=False`` return at once
+        if another thread is flushing (its events are then sent by that flush or the next)."""
+        if not self._lock.acquire(blocking=wait):
+            return
+        try:
+            self._last_flush = now_ns()
+            n = len(self._pending)
+            if not n:
                 return
+            batch = self._pending[:n]
+            del self._pending[:n]  # events appended meanwhile (other threads) stay pending
             if self.keep:
                 self.events.extend(batch)
-            listeners = list(self._listeners)
-        for listener in listeners:
-            listener(list(batch))
+            for i, listener in enumerate(self._listeners):
+                listener(batch if i == 0 else list(batch))
+        finally:
+            self._lock.release()
 
     # -- consuming -------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -314,8 +334,9 @@ class LiveProfile:
 
     Keeps per layer × category milliseconds and per (head, tile) attention times for
     the whole job and for the window being encoded, per-window wall time, per-op
-    flops/time, and the current window's events for a timeline. ``version`` grows
-    with every batch so views can redraw only when something changed.
+    flops/time, and the current window's dispatches already laned for a timeline
+    (:meth:`timeline_arrays`, built incrementally so a redraw costs no per-event work).
+    ``version`` grows with every batch so views can redraw only when something changed.
     """
 
     def __init__(self) -> None:
@@ -333,6 +354,41 @@ class LiveProfile:
         self._tiles_job: dict[tuple[int, int, int], float] = defaultdict(float)  # (layer, head, tile)
         self._tiles_win: dict[tuple[int, int, int], float] = defaultdict(float)
         self._op: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # op -> [ns, flops]
+        self._new_window_timeline()
+
+    def _new_window_timeline(self) -> None:
+        self._lane_ends: dict[str, list[int]] = {}  # device -> end_ns of each lane
+        self._lane_rows: dict[str, int] = {}  # lane label -> row id (order of appearance)
+        # category -> [start_ns list, end_ns list, row list]
+        self._tl: dict[str, tuple[list[int], list[int], list[int]]] = {c: ([], [], []) for c in CATEGORIES}
+        self._t0: int | None = None
+        self._t_end = 0
+
+    def _place(self, e: TimingEvent, cat: str) -> None:
+        """Put a dispatch of the current window on the first lane of its device that is
+        free at its start (greedy, in arrival order: lanes never overlap)."""
+        ends = self._lane_ends.get(e.device)
+        if ends is None:
+            ends = self._lane_ends[e.device] = []
+        for lane, end in enumerate(ends):
+            if end <= e.start_ns:
+                ends[lane] = e.end_ns
+                break
+        else:
+            ends.append(e.end_ns)
+            lane = len(ends) - 1
+        label = f"{e.device} #{lane}" if e.device != "host" else "host"
+        row = self._lane_rows.get(label)
+        if row is None:
+            row = self._lane_rows[label] = len(self._lane_rows)
+        starts, stops, rows = self._tl[cat]
+        starts.append(e.start_ns)
+        stops.append(e.end_ns)
+        rows.append(row)
+        if self._t0 is None or e.start_ns < self._t0:
+            self._t0 = e.start_ns
+        if e.end_ns > self._t_end:
+            self._t_end = e.end_ns
 
     def add(self, batch: Iterable[TimingEvent]) -> None:
         for e in batch:
@@ -342,8 +398,9 @@ class LiveProfile:
                     self.window_events = []
                     self._layer_win.clear()
                     self._tiles_win.clear()
+                    self._new_window_timeline()
             ms = (e.end_ns - e.start_ns) / 1e6
-            cat = op_category(e.op)
+            cat = OP_CATEGORIES.get(e.op, "other")
             self._layer_job[e.layer][cat] += ms
             op = self._op[e.op]
             op[0] += e.end_ns - e.start_ns
@@ -352,16 +409,20 @@ class LiveProfile:
             if span is None:
                 self.windows[e.window] = [e.start_ns, e.end_ns]
             else:
-                span[0] = min(span[0], e.start_ns)
-                span[1] = max(span[1], e.end_ns)
+                if e.start_ns < span[0]:
+                    span[0] = e.start_ns
+                if e.end_ns > span[1]:
+                    span[1] = e.end_ns
             self.devices.add(e.device)
-            if e.head is not None and e.tile is not None:
+            tiled = e.head is not None and e.tile is not None
+            if tiled:
                 self._tiles_job[(e.layer, e.head, e.tile)] += ms
             if e.window == self.window:
                 self.window_events.append(e)
                 self._layer_win[e.layer][cat] += ms
-                if e.head is not None and e.tile is not None:
+                if tiled:
                     self._tiles_win[(e.layer, e.head, e.tile)] += ms
+                self._place(e, cat)
             self.n_events += 1
         self.version += 1
 
@@ -403,6 +464,28 @@ class LiveProfile:
         """(op, total ms, GFLOP/s) per op, slowest first."""
         rows = [(op, ns / 1e6, (fl / ns if ns else 0.0)) for op, (ns, fl) in self._op.items()]
         return sorted(rows, key=lambda r: -r[1])
+
+    def timeline_arrays(self) -> tuple[list[str], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], float]:
+        """The current window's dispatches ready to draw: (lane labels in display order,
+        category -> (start ms, end ms, lane index) arrays, end of the last dispatch in ms).
+        Times are from the window's first dispatch; device lanes first, ``host`` last."""
+        labels = sorted(self._lane_rows, key=lambda s: (s == "host", s))
+        if self._t0 is None:
+            return labels, {}, 0.0
+        remap = np.zeros(len(self._lane_rows), dtype=float)
+        for i, label in enumerate(labels):
+            remap[self._lane_rows[label]] = i
+        t0 = self._t0
+        out = {}
+        for cat, (starts, stops, rows) in self._tl.items():
+            if starts:
+                n = len(rows)  # lists only grow (one thread adds): read each up to n
+                out[cat] = (
+                    (np.array(starts[:n], dtype=np.int64) - t0) / 1e6,
+                    (np.array(stops[:n], dtype=np.int64) - t0) / 1e6,
+                    remap[np.array(rows[:n], dtype=np.intp)],
+                )
+        return labels, out, (self._t_end - t0) / 1e6
 
     def timeline(self) -> list[TimelineBar]:
         """The current window's dispatches, laned so overlapping ones do not collide."""

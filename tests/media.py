@@ -79,3 +79,11 @@ def encode(audio: np.ndarray, path: Path, codec: str, rate: int = 48000, with_vi
             for packet in vstream.encode(None):
                 out.mux(packet)
     return path
+
+
+def write_long(audio: np.ndarray, path: Path, seconds: float, sr: int = SR) -> Path:
+    """``audio`` repeated (with 0.5 s gaps) to ``seconds`` long, as a WAV (long test recordings)."""
+    gap = np.zeros(sr // 2, np.float32)
+    unit = np.concatenate([audio, gap])
+    reps = int(np.ceil(seconds * sr / len(unit)))
+    return write_wav(path, np.tile(unit, reps)[: int(seconds * sr)])

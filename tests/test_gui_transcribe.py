@@ -89,7 +89,7 @@ def test_open_jfk_transcript_plots_latency_export(qtbot, env):
     for word in ("fellow", "americans", "country"):
         assert word in text
     assert w.transcript.table.rowCount() >= 1
-    qtbot.waitUntil(lambda: not w.perf._stale, timeout=2000)
+    qtbot.waitUntil(lambda: not w.perf.pending, timeout=2000)
     data = w.perf.plot_data()
     assert data["bars"] > 0 and data["heatmap"] > 0 and data["timeline"] > 0 and data["ops"] > 0, data
     assert w.perf.fig["windows"].text() == "1"
@@ -97,6 +97,7 @@ def test_open_jfk_transcript_plots_latency_export(qtbot, env):
     print(f"\nevent-loop max lateness while encoding/decoding: {probe.max_late * 1000:.1f} ms; "
           f"whole job incl. start-up: {whole.max_late * 1000:.1f} ms")
     assert probe.max_late < 0.100, f"event loop blocked {probe.max_late * 1000:.0f} ms"
+    assert whole.max_late < 0.100, f"event loop blocked {whole.max_late * 1000:.0f} ms (whole job)"
     # exports
     srt = w.export_transcript(env / "out" / "jfk.srt")
     body = srt.read_text()
@@ -115,9 +116,27 @@ def test_open_jfk_transcript_plots_latency_export(qtbot, env):
     close_window(w)
 
 
+def test_plots_update_at_least_ten_times_per_second_of_encoding(qtbot, env):
+    """Timing batches flow and the plots redraw >= 10 times per second of encoder time
+    (counts of updates over the job's measured encoder time, base for a long enough run)."""
+    w = _window(qtbot, model="base")
+    batches0, redraws0 = w.perf.batches, w.perf.redraws
+    job = w.open_file(JFK)
+    result = _wait_result(qtbot, w, job)
+    assert result is not None and not result.cancelled
+    qtbot.waitUntil(lambda: not w.perf.pending, timeout=2000)
+    batches, redraws = w.perf.batches - batches0, w.perf.redraws - redraws0
+    print(f"\nencoder {result.encoder_s:.2f} s: {batches} timing batches, {redraws} redraws "
+          f"({redraws / result.encoder_s:.1f}/s)")
+    need = int(10 * result.encoder_s)
+    assert batches >= need, (batches, need)
+    assert redraws >= need, (redraws, need)
+    close_window(w)
+
+
 def test_cancel_keeps_the_transcript_so_far(qtbot, env):
     from npu_whisper_app.audio.decode import load_audio
-    from tests_media import write_long
+    from media import write_long
 
     w = _window(qtbot)
     long_wav = write_long(load_audio(JFK), env / "jfk90.wav", seconds=90)
@@ -214,3 +233,23 @@ def test_dictation_tab_in_main_window_feeds_the_performance_panel(qtbot, env, mo
         close_window(w)
     finally:
         reset_portaudio()
+
+
+def test_app_started_with_a_file_transcribes_it(qtbot, env, monkeypatch):
+    """The entry point's set-up (``main`` = ``build`` + ``exec``) with a file on the command line."""
+    import sys
+
+    from npu_whisper_app.gui.app import build
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # build() installs the app's hook
+
+    _app, w = build([str(JFK), "--model", "tiny.en"])
+    qtbot.addWidget(w)
+    assert w.choices.model == "tiny.en"
+    assert len(w.jobs) == 1 and w.host.busy
+    qtbot.waitUntil(lambda: bool(w.results) or bool(w.errors), timeout=180_000)
+    assert not w.errors, w.errors
+    result = w.last_result
+    assert result.source == str(JFK.resolve()) and "country" in result.text.lower()
+    assert w.choices.recent_files[0] == str(JFK.resolve())
+    close_window(w)

@@ -102,7 +102,7 @@ def test_perf_panel_draws_batches(qtbot, env):
                 batch.append(TimingEvent(0, layer, op, "cpu", t, t + 1_000_000, 10**6))
                 t += 1_000_000
         p.add_timings(batch)
-        qtbot.waitUntil(lambda: p._drawn_version == p.profile.version and not p._stale, timeout=2000)
+        qtbot.waitUntil(lambda: not p.pending, timeout=2000)
     data = p.plot_data()
     assert data["bars"] > 0 and data["heatmap"] == 24 and data["timeline"] > 0 and data["ops"] == 8
     assert p.fig["windows"].text() == "1"
@@ -153,3 +153,22 @@ def test_shortcuts(qtbot, env):
     keys = {a.text(): a.shortcut().toString() for a in (w.act_open, w.act_record, w.act_cancel, w.act_export, w.act_find)}
     assert keys == {"&Open…": "Ctrl+O", "&Record": "Ctrl+R", "&Cancel": "Esc", "&Export Transcript…": "Ctrl+E", "&Find…": "Ctrl+F"}
     close_window(w)
+
+
+def test_many_signal_emits_do_not_crash_the_interpreter():
+    """PySide6 6.12 loses a reference to True per emit; the GUI package pins it."""
+    import sys
+
+    import npu_whisper_app.gui  # noqa: F401  (applies the work-around)
+    from PySide6.QtCore import QObject, Signal
+
+    class Source(QObject):
+        ping = Signal(int, object)
+
+    s = Source()
+    got = []
+    s.ping.connect(lambda i, o: got.append(i))
+    for i in range(50_000):
+        s.ping.emit(i, [None, True, False])
+    assert len(got) == 50_000
+    assert sys.getrefcount(True) > 1000 and sys.getrefcount(None) > 1000

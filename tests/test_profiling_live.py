@@ -36,3 +36,47 @@ def test_live_profile_window_and_job_aggregates():
     assert np.isclose(dict((o, g) for o, _, g in lp.op_rates())["conv1"], 2.0)
     bars = lp.timeline()
     assert len(bars) == 1 and bars[0].lane == "cpu #0" and bars[0].category == "attention"
+
+
+def test_timeline_arrays_are_laned_and_reset_per_window():
+    lp = LiveProfile()
+    lp.add([ev(0, 0, "attention", 0, 10_000_000, 0, 0), ev(0, 0, "attention", 5_000_000, 15_000_000, 1, 0)])
+    lp.add([ev(0, 0, "fc1", 20_000_000, 30_000_000), ev(0, 0, "im2col", 30_000_000, 31_000_000, device="host")])
+    lanes, per_cat, end = lp.timeline_arrays()
+    assert lanes == ["cpu #0", "cpu #1", "host"]
+    x0, x1, row = per_cat["attention"]
+    assert list(x0) == [0.0, 5.0] and list(x1) == [10.0, 15.0] and list(row) == [0, 1]
+    assert list(per_cat["mlp"][2]) == [0] and list(per_cat["conv stem"][2]) == [2]
+    assert end == 31.0
+    # the same bars as the exact (sorted) lane assignment
+    assert [(b.lane, b.start_ms) for b in lp.timeline()] == [("cpu #0", 0.0), ("cpu #1", 5.0), ("cpu #0", 20.0), ("host", 30.0)]
+    lp.add([ev(1, 0, "fc2", 100_000_000, 101_000_000)])
+    lanes, per_cat, end = lp.timeline_arrays()
+    assert lanes == ["cpu #0"] and list(per_cat) == ["mlp"] and end == 1.0
+
+
+def test_recorder_flushes_by_time_from_several_threads_without_losing_events():
+    import threading
+
+    from npu_whisper_app.profiling import Recorder, now_ns
+
+    rec = Recorder(flush_every_s=0.001)
+    batches = []
+    rec.add_listener(batches.append)
+
+    def produce(tag):
+        for i in range(5000):
+            t = now_ns()
+            rec.record(tag, "cpu", t, now_ns(), head=i, tile=0)
+
+    threads = [threading.Thread(target=produce, args=(f"t{k}",)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rec.flush()
+    got = [e for b in batches for e in b]
+    assert len(batches) > 3  # flushed by time, not only at the end
+    assert len(got) == len(rec.events) == 15000
+    for k in range(3):  # every event once, each thread's in order
+        assert [e.head for e in got if e.op == f"t{k}"] == list(range(5000))

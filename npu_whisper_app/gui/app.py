@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.handlers
+import os
 import sys
 from typing import Sequence
 
@@ -58,7 +59,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build(argv: Sequence[str] | None = None, *, engine_factory=None):  # type: ignore[no-untyped-def]
+    """Set up the application and its main window from command-line ``argv`` and queue the
+    files named there; returns ``(app, window)`` without running the event loop."""
+    # OpenMP threads that wait for work sleep instead of spinning, so an idle torch
+    # thread never takes a core from the UI thread (must be set before torch loads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
@@ -81,11 +87,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         c.model = args.model or c.model
         c.device = args.device or c.device
         settings.save(c)
-    window = MainWindow(settings)
+    window = MainWindow(settings, engine_factory=engine_factory)
     window.show()
     for f in args.files:
         window.open_file(f)
     log.info("started")
+    return app, window
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    app, _window = build(argv)
     return app.exec()
 
 

@@ -39,7 +39,21 @@ CATEGORY_COLORS: dict[str, str] = {
     "residual": "#CC79A7",
     "other": "#56B4E9",
 }
-REDRAW_MS = 16  # one part per tick: each plot refreshes at up to ~15 Hz
+TICK_MS = 33  # ~30 Hz check for new data
+MIN_REDRAW_S = 0.065  # plots redraw at most ~15 times a second (>= 10/s required), only when data changed
+FIGURES_EVERY_S = 0.25  # text figures and the op table: 4 times a second is plenty to read
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest 1, 2 or 5 × 10^k that is >= ``value`` (axis ranges that change rarely:
+    every range change repaints the axes, the costliest part of a pyqtgraph redraw)."""
+    if value <= 0:
+        return 1.0
+    exp = np.floor(np.log10(value))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        if m * 10**exp >= value * (1 - 1e-9):
+            return float(m * 10**exp)
+    return float(10 ** (exp + 1))
 
 
 def layer_label(layer: int, n_blocks: int | None) -> str:
@@ -57,14 +71,18 @@ class PerfPanel(QWidget):
         super().__init__(parent)
         self.profile = LiveProfile()
         self._drawn_version = -1
-        self._stale: list = []
+        self._last_draw = 0.0
+        self._last_figures = 0.0
+        self._figures_version = -1
         self.redraws = 0
+        self.batches = 0
+        self._shown: dict[str, object] = {}  # what each plot shows now (skip unchanged updates)
         self._job_started = 0.0
         self._audio_done = 0.0
         self._audio_total = 0.0
         self._build()
         self._timer = QTimer(self)
-        self._timer.setInterval(REDRAW_MS)
+        self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self._tick)
         self._timer.start()
 
@@ -121,9 +139,9 @@ class PerfPanel(QWidget):
         p.setTitle("Time per layer by op category")
         p.setLabel("left", "ms")
         p.setLabel("bottom", "encoder layer")
-        p.showGrid(y=True, alpha=0.3)
         p.setMouseEnabled(x=False, y=False)
         p.hideButtons()
+        p.disableAutoRange()
         self.bar_items: dict[str, pg.BarGraphItem] = {}
         for cat in CATEGORIES:
             item = pg.BarGraphItem(x=[], height=[], y0=[], width=0.7, brush=CATEGORY_COLORS[cat], pen=None)
@@ -139,6 +157,7 @@ class PerfPanel(QWidget):
         hp.setLabel("bottom", "query tile (64 rows)")
         hp.setMouseEnabled(x=False, y=False)
         hp.hideButtons()
+        hp.disableAutoRange()
         self.heat_image = pg.ImageItem(axisOrder="row-major")
         hp.addItem(self.heat_image)
         self.heat_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), interactive=False, width=12)
@@ -150,14 +169,15 @@ class PerfPanel(QWidget):
         tp = self.time_plot.getPlotItem()
         tp.setTitle("Dispatch timeline of the window being encoded")
         tp.setLabel("bottom", "ms since window start")
-        tp.showGrid(x=True, alpha=0.3)
         tp.hideButtons()
         tp.setMouseEnabled(y=False)
-        self.time_curves: dict[str, pg.PlotDataItem] = {}
+        tp.disableAutoRange()
+        # one item per category, all its dispatches drawn as rectangles in one call
+        self.time_bars: dict[str, pg.BarGraphItem] = {}
         for cat in CATEGORIES:
-            curve = pg.PlotDataItem([], [], connect="pairs", pen=pg.mkPen(CATEGORY_COLORS[cat], width=10, cap=Qt.PenCapStyle.FlatCap))
-            tp.addItem(curve)
-            self.time_curves[cat] = curve
+            item = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[], brush=CATEGORY_COLORS[cat], pen=None)
+            tp.addItem(item)
+            self.time_bars[cat] = item
 
         # (4) GFLOP/s by op
         self.op_table = QTableWidget(0, 3)
@@ -192,6 +212,7 @@ class PerfPanel(QWidget):
     def reset(self, device: str = "", model: str = "") -> None:
         """A new job starts: clear the plots."""
         self.profile.reset()
+        self._shown.clear()
         self._drawn_version = -1
         self._job_started = time.monotonic()
         self._audio_done = self._audio_total = 0.0
@@ -207,6 +228,7 @@ class PerfPanel(QWidget):
 
     def add_timings(self, batch: list) -> None:
         """Store a batch (GUI thread); drawing happens on the timer."""
+        self.batches += 1
         self.profile.add(batch)
 
     def set_progress(self, done_s: float, total_s: float) -> None:
@@ -224,31 +246,61 @@ class PerfPanel(QWidget):
     # -- drawing -------------------------------------------------------------------------
     def _force_redraw(self) -> None:
         self._drawn_version = -1
+        self._figures_version = -1
+        self._last_draw = 0.0
+        self._last_figures = 0.0
 
     def _tick(self) -> None:
-        """Draw one stale part per tick, so no tick blocks the event loop for long."""
-        if self.profile.version != self._drawn_version:
+        """Redraw the plots when new data came (at most every MIN_REDRAW_S), figures less often.
+        Nothing is drawn while the panel is hidden."""
+        if not self.isVisible():
+            return
+        now = time.monotonic()
+        if self.profile.version != self._drawn_version and now - self._last_draw >= MIN_REDRAW_S:
             self._drawn_version = self.profile.version
-            self._stale = list(self._parts)
+            self._last_draw = now
             self.redraws += 1
-        if self._stale:
-            self._stale.pop(0)()
+            self._draw_bars()
+            self._draw_heatmap()
+            self._draw_timeline()
+        if self.profile.version != self._figures_version and now - self._last_figures >= FIGURES_EVERY_S:
+            self._figures_version = self.profile.version
+            self._last_figures = now
+            self._draw_figures()
 
     @property
-    def _parts(self) -> tuple:
-        return (self._draw_bars, self._draw_heatmap, self._draw_timeline, self._draw_figures)
+    def pending(self) -> bool:
+        """True while data came that is not drawn yet."""
+        return self.profile.version != self._drawn_version or self.profile.version != self._figures_version
 
     def redraw(self) -> None:
         """Draw everything now."""
-        self._stale = []
-        for part in self._parts:
-            part()
+        self._drawn_version = self._figures_version = self.profile.version
+        self._draw_bars()
+        self._draw_heatmap()
+        self._draw_timeline()
+        self._draw_figures()
 
     def _scope(self) -> str:
         return self.scope.currentData() or "window"
 
+    def _changed(self, key: str, value: object) -> bool:
+        """Remember ``value`` under ``key``; True if it differs from the last one."""
+        old = self._shown.get(key)
+        if isinstance(value, np.ndarray) or isinstance(old, np.ndarray):
+            same = isinstance(value, np.ndarray) and isinstance(old, np.ndarray) and value.shape == old.shape and np.array_equal(value, old)
+        else:
+            same = old == value
+        if same:
+            return False
+        self._shown[key] = value
+        return True
+
     def _draw_bars(self) -> None:
         layers, m = self.profile.layer_matrix(self._scope())
+        changed = self._changed("bars", m) | self._changed("bar_layers", tuple(layers))
+        if not changed:
+            return
         attn = self.profile.attention_layers()
         n_blocks = max(attn) + 1 if attn else None  # layers past the blocks are ln_post
         x = np.arange(len(layers), dtype=float)
@@ -257,11 +309,15 @@ class PerfPanel(QWidget):
             h = m[:, c] if len(layers) else np.zeros(0)
             self.bar_items[cat].setOpts(x=x, height=h, y0=bottom.copy(), width=0.7)
             bottom = bottom + h
-        axis = self.bars_plot.getPlotItem().getAxis("bottom")
-        axis.setTicks([[(i, layer_label(layer, n_blocks)) for i, layer in enumerate(layers)]])
+        ticks = [(i, layer_label(layer, n_blocks)) for i, layer in enumerate(layers)]
+        if self._changed("bar_ticks", ticks):
+            self.bars_plot.getPlotItem().getAxis("bottom").setTicks([ticks])
         if len(layers):
-            self.bars_plot.setXRange(-0.6, len(layers) - 0.4, padding=0)
-            self.bars_plot.setYRange(0, float(bottom.max()) * 1.08 or 1.0, padding=0)
+            if self._changed("bar_x", len(layers)):
+                self.bars_plot.setXRange(-0.6, len(layers) - 0.4, padding=0)
+            top = nice_ceiling(float(bottom.max()) * 1.05)
+            if self._changed("bar_y", top):
+                self.bars_plot.setYRange(0, top, padding=0)
 
     def _sync_layers(self) -> None:
         layers = self.profile.attention_layers()
@@ -279,50 +335,57 @@ class PerfPanel(QWidget):
     def _draw_heatmap(self) -> None:
         self._sync_layers()
         m = self.profile.tile_matrix(self._scope(), self.layer.currentData()) * 1000.0  # µs
+        if not self._changed("heat", m):
+            return
         if m.size == 0:
             self.heat_image.clear()
+            self._shown.pop("heat_shape", None)
             return
-        self.heat_image.setImage(m, autoLevels=False)
-        self.heat_image.setRect(0, 0, m.shape[1], m.shape[0])
-        hi = float(m.max()) or 1.0
-        self.heat_bar.setLevels((0.0, hi))
-        self.heat_plot.setXRange(0, m.shape[1], padding=0)
-        self.heat_plot.setYRange(0, m.shape[0], padding=0)
+        hi = nice_ceiling(float(m.max()))
+        self.heat_image.setImage(m, autoLevels=False, levels=(0.0, hi))
+        if self._changed("heat_levels", hi):
+            self.heat_bar.setLevels((0.0, hi))
+        if self._changed("heat_shape", m.shape):
+            self.heat_image.setRect(0, 0, m.shape[1], m.shape[0])
+            self.heat_plot.setXRange(0, m.shape[1], padding=0)
+            self.heat_plot.setYRange(0, m.shape[0], padding=0)
 
     def _draw_timeline(self) -> None:
-        bars = self.profile.timeline()
-        lanes = sorted({b.lane for b in bars}, key=lambda s: (s == "host", s))
-        index = {lane: i for i, lane in enumerate(lanes)}
-        per_cat: dict[str, list] = {cat: [] for cat in CATEGORIES}
-        for b in bars:
-            per_cat[b.category].append((b.start_ms, b.end_ms, index[b.lane]))
-        for cat, rows in per_cat.items():
-            if rows:
-                a = np.asarray(rows)
-                xs = a[:, :2].reshape(-1)
-                ys = np.repeat(a[:, 2], 2)
-                self.time_curves[cat].setData(xs, ys)
+        lanes, per_cat, end = self.profile.timeline_arrays()
+        for cat, item in self.time_bars.items():
+            data = per_cat.get(cat)
+            n = 0 if data is None else len(data[0])
+            if not self._changed(f"tl_{cat}", (n, self.profile.window)):
+                continue
+            if data is None:
+                item.setOpts(x0=[], x1=[], y0=[], height=[])
             else:
-                self.time_curves[cat].setData([], [])
-        axis = self.time_plot.getPlotItem().getAxis("left")
-        axis.setTicks([[(i, lane) for lane, i in index.items()]])
-        if lanes:
-            self.time_plot.setYRange(-0.7, len(lanes) - 0.3, padding=0)
-            end = max(b.end_ms for b in bars)
-            self.time_plot.setXRange(0, end * 1.02 or 1.0, padding=0)
+                x0, x1, row = data
+                item.setOpts(x0=x0, x1=x1, y0=row - 0.35, height=0.7)
+        if self._changed("tl_lanes", tuple(lanes)):
+            self.time_plot.getPlotItem().getAxis("left").setTicks([list(enumerate(lanes))])
+            if lanes:
+                self.time_plot.setYRange(-0.7, len(lanes) - 0.3, padding=0)
+        if lanes and self._changed("tl_x", (nice_ceiling(end), self.profile.window)):
+            self.time_plot.setXRange(0, nice_ceiling(end), padding=0)
+
+    def _set_text(self, label: QLabel, text: str) -> None:
+        if label.text() != text:
+            label.setText(text)
 
     def _draw_figures(self) -> None:
         wins = self.profile.window_ms()
-        self.fig["windows"].setText(str(len(wins)))
+        self._set_text(self.fig["windows"], str(len(wins)))
         if wins:
             vals = list(wins.values())
-            self.fig["per_window"].setText(f"{vals[-1]:.0f} ms (mean {np.mean(vals):.0f} ms)")
-        self.fig["events"].setText(f"{self.profile.n_events:,}")
+            self._set_text(self.fig["per_window"], f"{vals[-1]:.0f} ms (mean {np.mean(vals):.0f} ms)")
+        self._set_text(self.fig["events"], f"{self.profile.n_events:,}")
         if self.profile.devices and self.fig["device"].text() in ("—", ""):
             self.fig["device"].setText(", ".join(sorted(self.profile.devices - {"host"})))
         self._update_rtf()
         rows = self.profile.op_rates()
-        self.op_table.setRowCount(len(rows))
+        if self.op_table.rowCount() != len(rows):
+            self.op_table.setRowCount(len(rows))
         for r, (op, ms, gf) in enumerate(rows):
             for c, text in enumerate((op, f"{ms:.1f}", f"{gf:.1f}")):
                 item = self.op_table.item(r, c)
@@ -331,7 +394,8 @@ class PerfPanel(QWidget):
                     if c:
                         item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                     self.op_table.setItem(r, c, item)
-                item.setText(text)
+                if item.text() != text:
+                    item.setText(text)
 
     # -- export --------------------------------------------------------------------------
     def save_png(self, path: str | Path) -> bool:
@@ -344,5 +408,5 @@ class PerfPanel(QWidget):
         """How many data points each plot holds (for tests)."""
         bars = sum(len(item.opts.get("height", [])) for item in self.bar_items.values())
         img = self.heat_image.image
-        timeline = sum(len(c.xData) if c.xData is not None else 0 for c in self.time_curves.values())
+        timeline = sum(len(item.opts.get("x0", [])) for item in self.time_bars.values())
         return {"bars": bars, "heatmap": 0 if img is None else int(img.size), "timeline": timeline, "ops": self.op_table.rowCount()}

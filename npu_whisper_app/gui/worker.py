@@ -172,15 +172,37 @@ class TranscriptionWorker(QObject):
 
 
 def _warm_up(engine: Any) -> None:
-    """Do once, at load, the first-use work that would otherwise hold the GIL for a few
-    hundred ms at the start of the first job (building the tokenizer's BPE tables)."""
+    """Do once, at load, the first-use work that would otherwise hold the GIL for a
+    hundred ms or more at the start of the first job (and freeze the UI meanwhile):
+    building the tokenizer's BPE tables, importing PyAV and opening a decoder
+    (``import av`` alone is ~120 ms), loading the mel filters and the first STFT."""
     try:
         from whisper.tokenizer import get_tokenizer
 
         model = engine.model
         get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
     except Exception:  # warm-up is an optimisation only
-        log.debug("warm-up skipped", exc_info=True)
+        log.debug("tokenizer warm-up skipped", exc_info=True)
+    try:
+        import tempfile
+        import wave
+
+        import numpy as np
+        import whisper
+
+        from ..audio.decode import load_audio
+
+        with tempfile.TemporaryDirectory(prefix="npu-whisper-warmup-") as tmp:
+            path = Path(tmp) / "warmup.wav"
+            with wave.open(str(path), "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(16000)
+                w.writeframes(np.zeros(1600, "<i2").tobytes())
+            audio = load_audio(path)
+        whisper.log_mel_spectrogram(audio, engine.model.dims.n_mels, padding=16000)
+    except Exception:
+        log.debug("audio warm-up skipped", exc_info=True)
 
 
 def _plain(seg: dict) -> dict:
