@@ -124,4 +124,5 @@ def test_listeners_get_batches_per_layer(reference: AudioEncoder) -> None:
     enc = TiledEncoder(reference, 2, CpuDevice(rec))
     with torch.no_grad():
         enc(torch.randn(1, 80, 3000))
-    assert len(batches) == 4 and sum(batches) == len(rec.events)  # stem, 2 layers, ln_post
+    # at least one batch per stage (stem, 2 layers, ln_post), more when a stage takes > 50 ms
+    assert len(batches) >= 4 and sum(batches) == len(rec.events)

@@ -87,6 +87,18 @@ class PerfPanel(QWidget):
         self._timer.start()
 
     # -- layout --------------------------------------------------------------------------
+    @staticmethod
+    def _steady_axes(plot: pg.PlotItem) -> None:
+        """Fixed axis sizes and no SI-prefix relabelling: new tick labels then never change
+        the layout, which would resize the views and repaint every plot at once."""
+        for name, size in (("left", 52), ("bottom", 36)):
+            axis = plot.getAxis(name)
+            axis.enableAutoSIPrefix(False)
+            if name == "left":
+                axis.setWidth(size)
+            else:
+                axis.setHeight(size)
+
     def _build(self) -> None:
         self.scope = QComboBox()
         self.scope.addItem("Window being encoded", "window")
@@ -124,6 +136,7 @@ class PerfPanel(QWidget):
             font = label.font()
             font.setBold(True)
             label.setFont(font)
+            label.setMinimumWidth(label.fontMetrics().horizontalAdvance("0000 ms (mean 0000 ms)"))
             cap = QLabel(title + ":")
             figures.addWidget(cap, i // 3, 2 * (i % 3))
             figures.addWidget(label, i // 3, 2 * (i % 3) + 1)
@@ -142,6 +155,7 @@ class PerfPanel(QWidget):
         p.setMouseEnabled(x=False, y=False)
         p.hideButtons()
         p.disableAutoRange()
+        self._steady_axes(p)
         self.bar_items: dict[str, pg.BarGraphItem] = {}
         for cat in CATEGORIES:
             item = pg.BarGraphItem(x=[], height=[], y0=[], width=0.7, brush=CATEGORY_COLORS[cat], pen=None)
@@ -158,10 +172,13 @@ class PerfPanel(QWidget):
         hp.setMouseEnabled(x=False, y=False)
         hp.hideButtons()
         hp.disableAutoRange()
+        self._steady_axes(hp)
         self.heat_image = pg.ImageItem(axisOrder="row-major")
         hp.addItem(self.heat_image)
         self.heat_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), interactive=False, width=12)
         self.heat_bar.setImageItem(self.heat_image, insert_in=hp)
+        self.heat_bar.getAxis("right").setWidth(52)
+        self.heat_bar.getAxis("right").enableAutoSIPrefix(False)
 
         # (3) timeline of dispatches
         self.time_plot = pg.PlotWidget()
@@ -172,6 +189,7 @@ class PerfPanel(QWidget):
         tp.hideButtons()
         tp.setMouseEnabled(y=False)
         tp.disableAutoRange()
+        self._steady_axes(tp)
         # one item per category, all its dispatches drawn as rectangles in one call
         self.time_bars: dict[str, pg.BarGraphItem] = {}
         for cat in CATEGORIES:

@@ -203,6 +203,19 @@ def _warm_up(engine: Any) -> None:
         whisper.log_mel_spectrogram(audio, engine.model.dims.n_mels, padding=16000)
     except Exception:
         log.debug("audio warm-up skipped", exc_info=True)
+    try:
+        # one short transcription: the first encoder/decoder pass builds torch's kernels
+        # and caches while holding the GIL (~60 ms stalls); pay that here, not in a job
+        import numpy as np
+
+        from ..pipeline import TranscribeOptions
+
+        t = np.arange(32000, dtype=np.float32) / 16000
+        tone = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+        engine.transcribe(tone, TranscribeOptions(language="en", temperature=(0.0,)))
+        engine.recorder.clear()
+    except Exception:
+        log.debug("engine warm-up skipped", exc_info=True)
 
 
 def _plain(seg: dict) -> dict:
