@@ -205,6 +205,9 @@ class Engine:
         recorder: Recorder | None = None,
         on_notice: NoticeFn | None = None,
         device_options: dict[str, Any] | None = None,
+        decoder: str = "fast",
+        decoder_quant: str = "none",
+        short_window: bool = False,
     ) -> None:
         from .model.resolve import load_whisper_model, resolve_model
 
@@ -226,6 +229,15 @@ class Engine:
             self.reference_encoder, self.model.dims.n_audio_head, dev, fallback=fallback, on_fallback=self._notice
         )
         self.model.encoder = self.encoder
+        self.decoder_kind = decoder
+        self.short_window = short_window
+        self.fast_decoder = None
+        if decoder == "fast":
+            from .model.fast_decoder import attach_fast_decoder
+
+            self.fast_decoder = attach_fast_decoder(self.model, quant=decoder_quant)
+        elif decoder != "openai":
+            raise ValueError(f"unknown decoder {decoder!r}: fast or openai")
 
     # -- info ----------------------------------------------------------------------------
     @property

@@ -1,0 +1,2 @@
+def attach_fast_decoder(model, quant="none"):
+    return None
