@@ -113,6 +113,10 @@ class TiledEncoder(nn.Module):
         self.should_stop: Callable[[], bool] | None = None
         self.windows_done = 0
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        #: encode only the first ``frame_limit`` mel frames (short clips; None: all).
+        #: Whisper was trained on full 30 s windows: fewer frames are faster but change
+        #: the input the model sees, so the pipeline offers it as an option only.
+        self.frame_limit: int | None = None
 
     @property
     def recorder(self):
@@ -202,6 +206,8 @@ class TiledEncoder(nn.Module):
         if squeeze:
             mel = mel[None]
         outs = []
+        if self.frame_limit is not None and self.frame_limit < mel.shape[-1]:
+            mel = mel[..., : self.frame_limit]
         for item in mel:
             if self._cache is not None and self._cache[0].shape == item.shape and torch.equal(self._cache[0], item):
                 outs.append(self._cache[1])
