@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max_words_per_line", type=_optional_int, default=None)
     t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     t.add_argument("--progress", type=_str2bool, nargs="?", const=True, default=None, help="progress bar on stderr (default: for audio over 30 s)")
-    t.add_argument("--precision", choices=["fp32", "bf16"], default=None, help="cpu device precision (default: the device's)")
+    t.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None, help="cpu device precision: fp32 (default), bf16 (oneDNN, fp32 accumulation), int8 (dynamic quantisation)")
     _add_speed_options(t)
 
     d = sub.add_parser("devices", help="list devices and which one auto picks")
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--audio", default=None, help="audio to cut windows from (default: a synthetic signal)")
     b.add_argument("--threads", type=int, default=0)
     b.add_argument("--json", action="store_true", help="print one JSON object")
-    b.add_argument("--precision", choices=["fp32", "bf16"], default=None, help="cpu device precision (default: the device's)")
+    b.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None, help="cpu device precision: fp32 (default), bf16 (oneDNN, fp32 accumulation), int8 (dynamic quantisation)")
     b.add_argument("--e2e", action="store_true", help="end to end: whole transcriptions, ours vs openai-whisper vs faster-whisper")
     b.add_argument("--manifest", default=None, help="eval manifest.jsonl (default: ../shared/eval-dev/manifest.jsonl from the repo root)")
     b.add_argument("--folder", default=None, help="benchmark every audio file in this folder instead of a manifest")

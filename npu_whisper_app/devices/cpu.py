@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..profiling import Recorder, now_ns
 from .base import TILE, Device, DeviceInfo, query_tiles
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 MIN_ROWS_TO_SPLIT = 128  # smaller gemms run on the calling thread
 CHUNK_ROWS = 256  # rows per gemm work item
 
@@ -54,6 +54,7 @@ def native_bf16() -> bool:
 class CpuGemm:
     weight: torch.Tensor  # [K, N], contiguous (fp32 or bf16)
     bias: torch.Tensor | None  # fp32
+    packed: object | None = None  # int8: fbgemm prepacked per-channel weight (bias inside)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -123,6 +124,14 @@ class CpuDevice(Device):
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         w = weight.detach().to(dtype).contiguous()
         b = None if bias is None else bias.detach().to(torch.float32).contiguous()
+        if self.precision == "int8":
+            # weights int8 per output channel, activations quantised per call (dynamic
+            # quantisation, as torch.ao's quantize_dynamic); fbgemm uses VNNI where present
+            wt = weight.detach().float().t().contiguous()  # [N, K]
+            scales = (wt.abs().amax(1).clamp_min(1e-8) / 127.0).double()
+            qw = torch.quantize_per_channel(wt, scales, torch.zeros_like(scales, dtype=torch.long), 0, torch.qint8)
+            packed = torch.ops.quantized.linear_prepack(qw, b)
+            return CpuGemm(w, b, packed)
         return CpuGemm(w, b)
 
     def prepare_norm(self, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> CpuNorm:
@@ -130,6 +139,14 @@ class CpuDevice(Device):
 
     # -- kernels ---------------------------------------------------------------------
     def _gemm_rows(self, x: torch.Tensor, w: CpuGemm, out: torch.Tensor, gelu: bool, residual: torch.Tensor | None) -> None:
+        if w.packed is not None:
+            y = torch.ops.quantized.linear_dynamic(x.contiguous(), w.packed, True)  # bias included
+            if residual is not None:
+                y.add_(residual)
+            if gelu:
+                torch.ops.aten.gelu_(y)
+            out.copy_(y)
+            return
         if w.weight.dtype == torch.bfloat16:
             y = torch.mm(x.to(torch.bfloat16), w.weight).float()
             if w.bias is not None:

@@ -94,7 +94,9 @@ class FastDecoder(nn.Module):
             feats, kv = self._cross
             if feats is xa or (feats.shape == xa.shape and torch.equal(feats, xa)):
                 return kv
-        kv = [(layer.ck(xa), layer.cv(xa)) for layer in self.layers]
+        # head-major and contiguous once per window ([B, H, T, Dh]): every token's
+        # attention then streams each head's keys/values instead of strided rows
+        kv = [(_heads(layer.ck(xa), self.n_head).contiguous(), _heads(layer.cv(xa), self.n_head).contiguous()) for layer in self.layers]
         self._cross = (xa, kv)
         return kv
 
@@ -162,7 +164,7 @@ class FastInference(wdec.Inference):
             x = x + layer.o(_merge(a))
             # cross-attention on the window's precomputed keys/values
             y = layer.cross_ln(x)
-            a = F.scaled_dot_product_attention(_heads(layer.cq(y), h), _heads(ck, h), _heads(cv, h))
+            a = F.scaled_dot_product_attention(_heads(layer.cq(y), h), ck, cv)
             x = x + layer.co(_merge(a))
             x = x + layer.fc2(F.gelu(layer.fc1(layer.mlp_ln(x))))
         self.offset = off + n
