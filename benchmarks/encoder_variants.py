@@ -19,6 +19,9 @@ cfgs["ours fp32"]=TiledEncoder(m.encoder,m.dims.n_audio_head,CpuDevice())
 if "bf16" in sys.argv: cfgs["ours bf16"]=TiledEncoder(m.encoder,m.dims.n_audio_head,CpuDevice(precision="bf16"))
 if "int8" in sys.argv: cfgs["ours int8"]=TiledEncoder(m.encoder,m.dims.n_audio_head,CpuDevice(precision="int8"))
 if "nopool" in sys.argv: cfgs["ours nopool"]=TiledEncoder(m.encoder,m.dims.n_audio_head,CpuDevice(threads=1))
+for arg in sys.argv[3:]:
+    if arg.startswith("chunk"):  # e.g. chunk750: rows per gemm work item
+        d=CpuDevice(); d.chunk_rows=int(arg[5:]); cfgs["ours "+arg]=TiledEncoder(m.encoder,m.dims.n_audio_head,d)
 times={k:[] for k in cfgs}
 with torch.inference_mode():
     ref=m.encoder(mel)

@@ -85,6 +85,7 @@ class CpuDevice(Device):
         if precision == "bf16" and not torch.backends.mkldnn.is_available():
             raise ValueError("precision bf16 needs torch built with oneDNN (mkldnn)")
         self.precision = precision
+        self.chunk_rows = CHUNK_ROWS
         self.threads = threads or torch.get_num_threads()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="cpu-dev", initializer=_init_worker) if self.threads > 1 else None
 
@@ -115,7 +116,7 @@ class CpuDevice(Device):
     def _row_chunks(self, t: int) -> list[tuple[int, int]]:
         # a few more chunks than threads: when another process takes a core, the other
         # worker picks up the rest instead of waiting for a straggler
-        n = 1 if (self._pool is None or t < MIN_ROWS_TO_SPLIT) else max(self.threads, -(-t // CHUNK_ROWS))
+        n = 1 if (self._pool is None or t < MIN_ROWS_TO_SPLIT) else max(self.threads, -(-t // self.chunk_rows))
         step = -(-t // n)
         return [(s, min(s + step, t)) for s in range(0, t, step)]
 
