@@ -52,6 +52,7 @@ def run_encoder_bench(
     repeat: int = 3,
     audio_path: str | None = None,
     threads: int = 0,
+    device_options: dict | None = None,
 ) -> dict[str, Any]:
     """Time both encoders on each window (alternating, fastest of ``repeat`` counts)."""
     from .pipeline import Engine
@@ -59,7 +60,7 @@ def run_encoder_bench(
     if threads > 0:
         torch.set_num_threads(threads)
     recorder = Recorder()
-    engine = Engine(model, device, recorder=recorder)
+    engine = Engine(model, device, recorder=recorder, device_options=device_options)
     ours, ref = engine.encoder, engine.reference_encoder
     audio = load_audio(audio_path) if audio_path else synthetic_audio(30.0 * windows)
     mels = mel_windows(audio, windows, engine.model.dims.n_mels)
@@ -112,6 +113,7 @@ def run_encoder_bench(
     summary = {
         "model": engine.model_name,
         "device": engine.device_name,
+        "device_options": dict(device_options or {}),
         "threads": torch.get_num_threads(),
         "windows": rows,
         "ours_s": statistics.median(r["ours_s"] for r in rows),

@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max_words_per_line", type=_optional_int, default=None)
     t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     t.add_argument("--progress", type=_str2bool, nargs="?", const=True, default=None, help="progress bar on stderr (default: for audio over 30 s)")
+    t.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None, help="cpu device precision: fp32 (default), bf16 (oneDNN, fp32 accumulation), int8 (dynamic quantisation)")
+    _add_speed_options(t)
 
     ls = sub.add_parser("listen", help="live dictation: print each utterance as it is decided (microphone, or a recording played as one)")
     _add_model_device(ls)
@@ -111,7 +113,38 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--audio", default=None, help="audio to cut windows from (default: a synthetic signal)")
     b.add_argument("--threads", type=int, default=0)
     b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None, help="cpu device precision: fp32 (default), bf16 (oneDNN, fp32 accumulation), int8 (dynamic quantisation)")
+    b.add_argument("--e2e", action="store_true", help="end to end: whole transcriptions, ours vs openai-whisper vs faster-whisper")
+    b.add_argument("--manifest", default=None, help="eval manifest.jsonl (default: ../shared/eval-dev/manifest.jsonl from the repo root)")
+    b.add_argument("--folder", default=None, help="benchmark every audio file in this folder instead of a manifest")
+    b.add_argument("--long", action="store_true", help="e2e: only the long recording (the clips concatenated)")
+    b.add_argument("--short", action="store_true", help="e2e: only the short clips")
+    b.add_argument("--peers", default="openai,faster-whisper", help="e2e peers, comma separated (openai, faster-whisper; '' for none)")
+    b.add_argument("--limit", type=int, default=0, help="e2e: first N items only")
+    b.add_argument("--fallback", action="store_true", help="e2e: temperature fallback 0,0.2,...,1.0 (default: greedy at 0 only)")
+    b.add_argument("--beam_size", type=_optional_int, default=None)
+    _add_speed_options(b)
     return parser
+
+
+def _add_speed_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--decoder", choices=["fast", "openai"], default=None, help="text decoder: fast (preallocated kv cache, fused steps) or openai-whisper's own (default: fast)")
+    p.add_argument("--decoder-quant", "--decoder_quant", choices=["none", "int8"], default=None, help="fast decoder weights: none (fp32, exact) or int8 dynamic quantisation")
+    p.add_argument("--short-window", "--short_window", type=_str2bool, nargs="?", const=True, default=None, help="encode only the audio's frames for clips under 30 s (changes accuracy: see README)")
+
+
+def _engine_options(args: argparse.Namespace) -> tuple[dict, dict]:
+    device_options = {}
+    if getattr(args, "precision", None):
+        device_options["precision"] = args.precision
+    engine_options = {}
+    if getattr(args, "decoder", None):
+        engine_options["decoder"] = args.decoder
+    if getattr(args, "decoder_quant", None):
+        engine_options["decoder_quant"] = args.decoder_quant
+    if getattr(args, "short_window", None) is not None:
+        engine_options["short_window"] = args.short_window
+    return device_options, engine_options
 
 
 # ---------------------------------------------------------------------------------------
@@ -162,7 +195,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         hallucination_silence_threshold=args.hallucination_silence_threshold,
     )
     try:
-        engine = Engine(args.model, args.device, on_notice=lambda msg: _err(f"note: {msg}"))
+        device_options, engine_options = _engine_options(args)
+        engine = Engine(args.model, args.device, on_notice=lambda msg: _err(f"note: {msg}"), device_options=device_options, **engine_options)
     except (ModelError, DeviceError) as exc:
         _err(f"error: {exc}")
         return 2
@@ -363,11 +397,53 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .devices import DeviceError
     from .model.resolve import ModelError
 
+    device_options, engine_options = _engine_options(args)
+    if args.e2e:
+        return _cmd_bench_e2e(args, device_options, engine_options)
     try:
-        report = run_encoder_bench(args.model, args.device, args.windows, args.repeat, args.audio, args.threads)
+        report = run_encoder_bench(args.model, args.device, args.windows, args.repeat, args.audio, args.threads, device_options=device_options)
     except (ModelError, DeviceError) as exc:
         _err(f"error: {exc}")
         return 2
+    if args.json:
+        report.pop("text", None)
+        print(json.dumps(report))
+    else:
+        print(report["text"])
+    return 0
+
+
+def _cmd_bench_e2e(args: argparse.Namespace, device_options: dict, engine_options: dict) -> int:
+    from .bench_e2e import run_e2e_bench
+    from .devices import DeviceError
+    from .model.resolve import ModelError
+    from .peers import DecodeSettings
+
+    temps = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if args.fallback else (0.0,)
+    settings = DecodeSettings(language="en", temperatures=temps, beam_size=args.beam_size)
+    peers = tuple(p.strip() for p in args.peers.split(",") if p.strip())
+    try:
+        report = run_e2e_bench(
+            args.model,
+            manifest=args.manifest,
+            folder=args.folder,
+            peers=peers,
+            repeat=args.repeat,
+            long=not args.short,
+            short=not args.long,
+            settings=settings,
+            device=args.device if args.device != "auto" else "cpu",
+            device_options=device_options,
+            engine_options=engine_options,
+            limit=args.limit,
+            threads=args.threads,
+        )
+    except (ModelError, DeviceError, ValueError, OSError) as exc:
+        _err(f"error: {exc}")
+        return 2
+    for name, info in report["runners"].items():
+        if not info["available"]:
+            _err(f"note: peer {name} skipped: {info['reason']}")
     if args.json:
         report.pop("text", None)
         print(json.dumps(report))

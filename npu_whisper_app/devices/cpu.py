@@ -1,9 +1,18 @@
 """The ``cpu`` device: BLAS through torch, the same tiling and events as the NPU.
 
-Attention runs one dispatch per (head, 64-row query tile); each dispatch meets all
-keys through torch's CPU flash-attention kernel (blockwise, running max and sum).
-The tiles are spread over a small thread pool (one thread per core, torch ops release
-the GIL), so each dispatch is single-threaded and the cores stay busy.
+Work is spread over a small pool of Python threads (one per core; torch ops release
+the GIL) in which torch runs single-threaded: gemms are split by rows, attention by
+heads. This avoids OpenMP's fork/join barriers around every op (which cost a lot on a
+loaded 2-core machine) and never touches ``torch.set_num_threads``.
+
+Attention is one timed dispatch per (head, 64-row query tile) over all keys:
+``scores = scale * q_tile @ K_h^T`` (K read in place from the qkv gemm's output, no
+copies), softmax in place (max, exp, sum), ``out = p @ V_h / sum`` written straight
+into the ``[T, D]`` buffer the out projection reads.
+
+``precision="bf16"`` keeps weights in bfloat16 and runs gemms as bf16 x bf16 with
+fp32 accumulation through oneDNN. It is only fast on CPUs with native bf16
+(avx512_bf16 / AMX); elsewhere oneDNN emulates it and it is slower than fp32.
 """
 
 from __future__ import annotations
@@ -19,11 +28,33 @@ import torch.nn.functional as F
 from ..profiling import Recorder, now_ns
 from .base import TILE, Device, DeviceInfo, query_tiles
 
+PRECISIONS = ("fp32", "bf16", "int8")
+MIN_ROWS_TO_SPLIT = 128  # smaller gemms run on the calling thread
+CHUNK_ROWS = 256  # rows per gemm work item
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16() -> bool:
+    """True when the CPU has bf16 dot-product instructions (avx512_bf16 or AMX)."""
+    flags = cpu_flags()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
 
 @dataclass
 class CpuGemm:
-    weight: torch.Tensor  # [K, N], contiguous
-    bias: torch.Tensor | None
+    weight: torch.Tensor  # [K, N], contiguous (fp32 or bf16)
+    bias: torch.Tensor | None  # fp32
+    packed: object | None = None  # int8: fbgemm prepacked per-channel weight (bias inside)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -37,14 +68,26 @@ class CpuNorm:
     eps: float
 
 
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
 class CpuDevice(Device):
     name = "cpu"
-    description = "CPU (torch BLAS, fp32)"
+    description = "CPU (torch BLAS, fp32 or bf16)"
+    fuses_residual = True  # gemm(..., residual=r) returns r + x @ w + b in one dispatch
+    packed_attention = True  # attention_qkv(qkv[T,3D]) -> [T,D]
 
-    def __init__(self, recorder: Recorder | None = None, threads: int | None = None) -> None:
+    def __init__(self, recorder: Recorder | None = None, threads: int | None = None, precision: str = "fp32") -> None:
         super().__init__(recorder)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "bf16" and not torch.backends.mkldnn.is_available():
+            raise ValueError("precision bf16 needs torch built with oneDNN (mkldnn)")
+        self.precision = precision
+        self.chunk_rows = CHUNK_ROWS
         self.threads = threads or torch.get_num_threads()
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="cpu-attn") if self.threads > 1 else None
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="cpu-dev", initializer=_init_worker) if self.threads > 1 else None
 
     @classmethod
     def probe(cls) -> DeviceInfo:
@@ -52,31 +95,96 @@ class CpuDevice(Device):
             name=cls.name,
             available=True,
             description=f"{platform.processor() or platform.machine()} · {os.cpu_count()} logical cores · torch {torch.__version__}",
+            details={"native_bf16": native_bf16(), "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())},
         )
+
+    # -- threads ---------------------------------------------------------------------
+    def _parallel(self, fn, n_items: int) -> None:
+        """Run ``fn(i)`` for i in range(n_items) over the pool (inference mode carried)."""
+        if self._pool is None or n_items <= 1:
+            for i in range(n_items):
+                fn(i)
+            return
+        inference = torch.is_inference_mode_enabled()  # thread-local: carry it to the pool
+
+        def run(i: int) -> None:
+            with torch.inference_mode(inference), torch.no_grad():
+                fn(i)
+
+        list(self._pool.map(run, range(n_items)))
+
+    def _row_chunks(self, t: int) -> list[tuple[int, int]]:
+        # a few more chunks than threads: when another process takes a core, the other
+        # worker picks up the rest instead of waiting for a straggler
+        n = 1 if (self._pool is None or t < MIN_ROWS_TO_SPLIT) else max(self.threads, -(-t // self.chunk_rows))
+        step = -(-t // n)
+        return [(s, min(s + step, t)) for s in range(0, t, step)]
 
     # -- weights ---------------------------------------------------------------------
     def prepare_gemm(self, weight: torch.Tensor, bias: torch.Tensor | None) -> CpuGemm:
-        w = weight.detach().to(torch.float32).contiguous()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        w = weight.detach().to(dtype).contiguous()
         b = None if bias is None else bias.detach().to(torch.float32).contiguous()
+        if self.precision == "int8":
+            # weights int8 per output channel, activations quantised per call (dynamic
+            # quantisation, as torch.ao's quantize_dynamic); fbgemm uses VNNI where present
+            wt = weight.detach().float().t().contiguous()  # [N, K]
+            scales = (wt.abs().amax(1).clamp_min(1e-8) / 127.0).double()
+            qw = torch.quantize_per_channel(wt, scales, torch.zeros_like(scales, dtype=torch.long), 0, torch.qint8)
+            packed = torch.ops.quantized.linear_prepack(qw, b)
+            return CpuGemm(w, b, packed)
         return CpuGemm(w, b)
 
     def prepare_norm(self, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> CpuNorm:
         return CpuNorm(gamma.detach().float().contiguous(), beta.detach().float().contiguous(), eps)
 
     # -- kernels ---------------------------------------------------------------------
-    def gemm(self, x: torch.Tensor, w: CpuGemm, *, op: str, gelu: bool = False) -> torch.Tensor:
+    def _gemm_rows(self, x: torch.Tensor, w: CpuGemm, out: torch.Tensor, gelu: bool, residual: torch.Tensor | None) -> None:
+        if w.packed is not None:
+            y = torch.ops.quantized.linear_dynamic(x.contiguous(), w.packed, True)  # bias included
+            if residual is not None:
+                y.add_(residual)
+            if gelu:
+                torch.ops.aten.gelu_(y)
+            out.copy_(y)
+            return
+        if w.weight.dtype == torch.bfloat16:
+            y = torch.mm(x.to(torch.bfloat16), w.weight).float()
+            if w.bias is not None:
+                y.add_(w.bias)
+            if residual is not None:
+                y.add_(residual)
+            if gelu:
+                y = F.gelu(y)
+            out.copy_(y)
+            return
+        if residual is not None:
+            torch.addmm(residual, x, w.weight, out=out)
+            if w.bias is not None:
+                out.add_(w.bias)
+        elif w.bias is not None:
+            torch.addmm(w.bias, x, w.weight, out=out)
+        else:
+            torch.mm(x, w.weight, out=out)
+        if gelu:
+            torch.ops.aten.gelu_(out)
+
+    def gemm(self, x: torch.Tensor, w: CpuGemm, *, op: str, gelu: bool = False, residual: torch.Tensor | None = None) -> torch.Tensor:
         t, k = x.shape
         n = w.weight.shape[1]
         start = now_ns()
-        if w.bias is not None:
-            y = torch.addmm(w.bias, x, w.weight)
-        else:
-            y = torch.mm(x, w.weight)
-        if gelu:
-            y = F.gelu(y)
+        out = torch.empty(t, n, dtype=torch.float32)
+        chunks = self._row_chunks(t)
+
+        def part(i: int) -> None:
+            s, e = chunks[i]
+            self._gemm_rows(x[s:e], w, out[s:e], gelu, None if residual is None else residual[s:e])
+
+        self._parallel(part, len(chunks))
         end = now_ns()
-        self.recorder.record(op, self.name, start, end, 2 * t * k * n, 4 * (t * k + k * n + t * n))
-        return y
+        wbytes = w.weight.element_size() * k * n
+        self.recorder.record(op, self.name, start, end, 2 * t * k * n, 4 * (t * k + t * n) + wbytes)
+        return out
 
     def layernorm(self, x: torch.Tensor, norm: CpuNorm, *, op: str) -> torch.Tensor:
         start = now_ns()
@@ -99,38 +207,59 @@ class CpuDevice(Device):
         self.recorder.record(op, self.name, start, end, x.numel(), 12 * x.numel())
         return z
 
+    # -- attention -----------------------------------------------------------------------
+    def _attend_head(self, q: torch.Tensor, kT: torch.Tensor, v: torch.Tensor, out: torch.Tensor, head: int, op: str, tiles: list[tuple[int, int]]) -> None:
+        """One head: ``q[T,d]``, ``kT[d,T]``, ``v[T,d]`` (any strides), ``out[T,d]`` view."""
+        t, d = q.shape
+        scale = d ** -0.5
+        scores = torch.empty(TILE, t, dtype=torch.float32)
+        record, name = self.recorder.record, self.name
+        flops, nbytes = 4 * t * d, 4 * (2 * d + 2 * t * d)
+        for ti, (s, e) in enumerate(tiles):
+            start = now_ns()
+            rows = e - s
+            sc = scores[:rows]
+            torch.addmm(sc, q[s:e], kT, beta=0, alpha=scale, out=sc)
+            sc.sub_(sc.amax(-1, keepdim=True)).exp_()
+            total = sc.sum(-1, keepdim=True)
+            o = out[s:e]
+            torch.mm(sc, v, out=o)
+            o.div_(total)
+            end = now_ns()
+            record(op, name, start, end, rows * flops, nbytes, head, ti)
+
     def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, op: str = "attention") -> torch.Tensor:
         h, t, d = q.shape
-        out = torch.empty_like(q)
+        out = torch.empty(h, t, d, dtype=torch.float32)
         tiles = query_tiles(t, TILE)
-        record = self.recorder.record
-        name = self.name
-        inference = torch.is_inference_mode_enabled()  # thread-local: carry it to the pool
+        self._parallel(lambda i: self._attend_head(q[i], k[i].t(), v[i], out[i], i, op, tiles), h)
+        return out
 
-        def run_head(head: int) -> None:
-            with torch.inference_mode(inference), torch.no_grad():
-                _run_head(head)
+    def attention_qkv(self, qkv: torch.Tensor, n_head: int, *, op: str = "attention") -> torch.Tensor:
+        """Attention straight from the qkv gemm's output ``[T, 3D]`` into ``[T, D]``:
+        the same per-(head, query tile) dispatches as :meth:`attention`, no copies."""
+        t, three_d = qkv.shape
+        dm = three_d // 3
+        d = dm // n_head
+        if type(self).attention is not CpuDevice.attention:  # a subclass's own kernel: honour it
+            split = qkv.view(t, 3, n_head, d).permute(1, 2, 0, 3)
+            a = self.attention(split[0].contiguous(), split[1].contiguous(), split[2].contiguous(), op=op)
+            return a.permute(1, 0, 2).reshape(t, dm)
+        out = torch.empty(t, dm, dtype=torch.float32)
+        tiles = query_tiles(t, TILE)
 
-        def _run_head(head: int) -> None:
-            kh = k[head][None, None]
-            vh = v[head][None, None]
-            for ti, (s, e) in enumerate(tiles):
-                start = now_ns()
-                out[head, s:e] = F.scaled_dot_product_attention(q[head, s:e][None, None], kh, vh)[0, 0]
-                end = now_ns()
-                rows = e - s
-                record(op, name, start, end, 4 * rows * t * d, 4 * (2 * rows * d + 2 * t * d), head, ti)
+        def head(i: int) -> None:
+            c = i * d
+            # per-head contiguous copies on the worker (cache-warm, in parallel): strided
+            # reads straight from [T, 3D] rows cost more than the copy in the tile loop
+            q = qkv[:, c : c + d].contiguous()
+            k = qkv[:, dm + c : dm + c + d].contiguous()
+            v = qkv[:, 2 * dm + c : 2 * dm + c + d].contiguous()
+            o = torch.empty(t, d, dtype=torch.float32)
+            self._attend_head(q, k.t(), v, o, i, op, tiles)
+            out[:, c : c + d].copy_(o)
 
-        if self._pool is None:
-            for head in range(h):
-                run_head(head)
-        else:
-            prev = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                list(self._pool.map(run_head, range(h)))
-            finally:
-                torch.set_num_threads(prev)
+        self._parallel(head, n_head)
         return out
 
     def close(self) -> None:

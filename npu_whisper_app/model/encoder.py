@@ -113,6 +113,10 @@ class TiledEncoder(nn.Module):
         self.should_stop: Callable[[], bool] | None = None
         self.windows_done = 0
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        #: encode only the first ``frame_limit`` mel frames (short clips; None: all).
+        #: Whisper was trained on full 30 s windows: fewer frames are faster but change
+        #: the input the model sees, so the pipeline offers it as an option only.
+        self.frame_limit: int | None = None
 
     @property
     def recorder(self):
@@ -143,22 +147,33 @@ class TiledEncoder(nn.Module):
         rec.flush()
 
         d, h = self.n_state, self.n_head
+        packed = bool(getattr(dev, "packed_attention", False))
+        fused = bool(getattr(dev, "fuses_residual", False))
         for i, b in enumerate(w.blocks):
             rec.set_context(layer=i)
             self._check_stop()
             y = dev.layernorm(x, b.ln1, op="ln1")
             qkv = dev.gemm(y, b.qkv, op="qkv")  # [T, 3D]
-            qkv = qkv.view(n, 3, h, d // h).permute(1, 2, 0, 3)  # [3, H, T, Dh]
-            q, k, v = qkv[0].contiguous(), qkv[1].contiguous(), qkv[2].contiguous()
             self._check_stop()
-            a = dev.attention(q, k, v, op="attention")  # [H, T, Dh]
-            a = a.permute(1, 0, 2).reshape(n, d)
+            if packed:  # the device reads q/k/v in place from the gemm's output
+                a = dev.attention_qkv(qkv, h, op="attention")  # [T, D]
+            else:
+                qkv = qkv.view(n, 3, h, d // h).permute(1, 2, 0, 3)  # [3, H, T, Dh]
+                q, k, v = qkv[0].contiguous(), qkv[1].contiguous(), qkv[2].contiguous()
+                a = dev.attention(q, k, v, op="attention")  # [H, T, Dh]
+                a = a.permute(1, 0, 2).reshape(n, d)
             self._check_stop()
-            x = dev.add(x, dev.gemm(a, b.out, op="out_proj"), op="residual1")
+            if fused:  # residual add inside the gemm: one dispatch, no extra pass
+                x = dev.gemm(a, b.out, op="out_proj", residual=x)
+            else:
+                x = dev.add(x, dev.gemm(a, b.out, op="out_proj"), op="residual1")
             y = dev.layernorm(x, b.ln2, op="ln2")
             y = dev.gemm(y, b.fc1, op="fc1", gelu=True)
             self._check_stop()
-            x = dev.add(x, dev.gemm(y, b.fc2, op="fc2"), op="residual2")
+            if fused:
+                x = dev.gemm(y, b.fc2, op="fc2", residual=x)
+            else:
+                x = dev.add(x, dev.gemm(y, b.fc2, op="fc2"), op="residual2")
             rec.flush()
 
         rec.set_context(layer=self.n_layer)
@@ -191,6 +206,8 @@ class TiledEncoder(nn.Module):
         if squeeze:
             mel = mel[None]
         outs = []
+        if self.frame_limit is not None and self.frame_limit < mel.shape[-1]:
+            mel = mel[..., : self.frame_limit]
         for item in mel:
             if self._cache is not None and self._cache[0].shape == item.shape and torch.equal(self._cache[0], item):
                 outs.append(self._cache[1])

@@ -1,0 +1,222 @@
+"""openai-whisper's text decoder without what makes it slow on a CPU.
+
+openai-whisper's decoding loop (``whisper.decoding.DecodingTask``: tokenizer, options,
+logit filters, timestamp rules, temperature fallback, beam search) is kept as it is; only
+its ``Inference`` object (the thing that turns tokens into logits) is replaced for models
+that carry a :class:`FastDecoder`:
+
+- no forward hooks: openai-whisper grows its self-attention kv cache with a hook and
+  ``torch.cat`` on every token (a new tensor per layer per token); here the cache is
+  preallocated ``[B, n_text_ctx, D]`` per layer and written in place;
+- the cross-attention keys/values are computed once per audio window and reused across
+  decode() calls on the same features (temperature fallback re-decodes the same window);
+- the first pass (the prompt: up to 224 previous-text tokens plus the start tokens)
+  computes vocabulary logits only for the two rows the loop reads (the start-of-transcript
+  row for the no-speech probability and the last row), not for every prompt position;
+- optional ``quant="int8"``: the decoder's Linear layers (and, with ``int8-logits``, the
+  vocabulary projection) as dynamically quantised int8 (fbgemm, VNNI), which changes the
+  numbers a little and therefore may change tokens; the exact path is the default.
+
+The same arithmetic as openai-whisper otherwise (its LayerNorm, its SDPA attention, its
+Linear calls, fp32), so the tokens are the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import whisper.decoding as wdec
+from torch import Tensor, nn
+
+QUANT_MODES = ("none", "int8", "int8-logits")
+
+_OriginalInference = wdec.PyTorchInference
+
+
+class _Layer(nn.Module):
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        a, c = block.attn, block.cross_attn
+        self.attn_ln = block.attn_ln
+        self.q, self.k, self.v, self.o = a.query, a.key, a.value, a.out
+        self.cross_ln = block.cross_attn_ln
+        self.cq, self.ck, self.cv, self.co = c.query, c.key, c.value, c.out
+        self.mlp_ln = block.mlp_ln
+        self.fc1, self.fc2 = block.mlp[0], block.mlp[2]
+
+
+class FastDecoder(nn.Module):
+    """Holds the decoder's weights (shared with, or quantised copies of, the model's)."""
+
+    def __init__(self, model: nn.Module, quant: str = "none") -> None:
+        super().__init__()
+        if quant not in QUANT_MODES:
+            raise ValueError(f"decoder quant must be one of {QUANT_MODES}, got {quant!r}")
+        dec = model.decoder
+        self.quant = quant
+        self.n_head = model.dims.n_text_head
+        self.n_ctx = model.dims.n_text_ctx
+        self.n_state = model.dims.n_text_state
+        self.token_embedding = dec.token_embedding
+        self.positional_embedding = dec.positional_embedding
+        self.ln = dec.ln
+        layers = [_Layer(b) for b in dec.blocks]
+        self.logits_proj: nn.Module | None = None
+        if quant != "none":
+            import copy
+
+            from torch.ao.quantization import quantize_dynamic
+
+            layers = [quantize_dynamic(copy.deepcopy(layer), {nn.Linear}, dtype=torch.qint8) for layer in layers]
+            for q_layer, layer in zip(layers, (_Layer(b) for b in dec.blocks)):
+                # cross keys/values run once per window on 1500 frames: keep them exact
+                q_layer.ck, q_layer.cv = layer.ck, layer.cv
+            if quant == "int8-logits":
+                proj = nn.Linear(self.n_state, self.token_embedding.weight.shape[0], bias=False)
+                proj.weight = nn.Parameter(self.token_embedding.weight.detach().clone(), requires_grad=False)
+                self.logits_proj = quantize_dynamic(nn.Sequential(proj), {nn.Linear}, dtype=torch.qint8)
+        self.layers = nn.ModuleList(layers)
+        tok = None
+        try:
+            from whisper.tokenizer import get_tokenizer
+
+            tok = get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
+        except Exception:
+            pass
+        self.sot = tok.sot if tok is not None else None
+        self._cross: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
+
+    # -- cross-attention keys/values, once per window ---------------------------------
+    def cross_kv(self, xa: Tensor) -> list[tuple[Tensor, Tensor]]:
+        if self._cross is not None:
+            feats, kv = self._cross
+            if feats is xa or (feats.shape == xa.shape and torch.equal(feats, xa)):
+                return kv
+        # head-major and contiguous once per window ([B, H, T, Dh]): every token's
+        # attention then streams each head's keys/values instead of strided rows
+        kv = [(_heads(layer.ck(xa), self.n_head).contiguous(), _heads(layer.cv(xa), self.n_head).contiguous()) for layer in self.layers]
+        self._cross = (xa, kv)
+        return kv
+
+    def logits(self, x: Tensor) -> Tensor:
+        if self.logits_proj is not None:
+            return self.logits_proj(x).float()
+        return (x @ torch.transpose(self.token_embedding.weight.to(x.dtype), 0, 1)).float()
+
+
+def _heads(x: Tensor, n_head: int) -> Tensor:
+    return x.view(*x.shape[:2], n_head, -1).permute(0, 2, 1, 3)
+
+
+def _merge(a: Tensor) -> Tensor:
+    return a.permute(0, 2, 1, 3).flatten(start_dim=2)
+
+
+class FastInference(wdec.Inference):
+    """``whisper.decoding.Inference`` over a :class:`FastDecoder` with a preallocated cache."""
+
+    def __init__(self, model: nn.Module, initial_token_length: int) -> None:
+        self.model = model
+        self.fast: FastDecoder = model._npu_fast_decoder
+        self.initial_token_length = initial_token_length
+        self.offset = 0
+        self.cache: list[tuple[Tensor, Tensor]] | None = None
+        self.cross: list[tuple[Tensor, Tensor]] | None = None
+
+    def _alloc(self, batch: int, dtype: torch.dtype) -> None:
+        fd = self.fast
+        self.cache = [
+            (torch.empty(batch, fd.n_ctx, fd.n_state, dtype=dtype), torch.empty(batch, fd.n_ctx, fd.n_state, dtype=dtype))
+            for _ in fd.layers
+        ]
+        self.offset = 0
+
+    def logits(self, tokens: Tensor, audio_features: Tensor) -> Tensor:
+        fd = self.fast
+        first = self.cache is None
+        if first:
+            self._alloc(tokens.shape[0], audio_features.dtype)
+            cross = fd.cross_kv(audio_features)
+            if tokens.shape[0] != audio_features.shape[0]:  # best-of / beams share one window
+                rep = tokens.shape[0] // audio_features.shape[0]
+                cross = [(k.repeat_interleave(rep, 0), v.repeat_interleave(rep, 0)) for k, v in cross]
+            self.cross = cross
+        elif tokens.shape[-1] > self.initial_token_length:
+            tokens = tokens[:, -1:]
+        n = tokens.shape[-1]
+        off = self.offset
+        if off + n > fd.n_ctx:
+            raise RuntimeError("decoder context exceeded")
+        h = fd.n_head
+        x = fd.token_embedding(tokens) + fd.positional_embedding[off : off + n]
+        x = x.to(audio_features.dtype)
+        causal = n > 1
+        assert self.cache is not None and self.cross is not None
+        for layer, (kc, vc), (ck, cv) in zip(fd.layers, self.cache, self.cross):
+            # self-attention, kv written into the preallocated cache
+            y = layer.attn_ln(x)
+            q = layer.q(y)
+            kc[:, off : off + n] = layer.k(y)
+            vc[:, off : off + n] = layer.v(y)
+            a = F.scaled_dot_product_attention(_heads(q, h), _heads(kc[:, : off + n], h), _heads(vc[:, : off + n], h), is_causal=causal)
+            x = x + layer.o(_merge(a))
+            # cross-attention on the window's precomputed keys/values
+            y = layer.cross_ln(x)
+            a = F.scaled_dot_product_attention(_heads(layer.cq(y), h), ck, cv)
+            x = x + layer.co(_merge(a))
+            x = x + layer.fc2(F.gelu(layer.fc1(layer.mlp_ln(x))))
+        self.offset = off + n
+        if first and n > 2:
+            # the loop reads only the start-of-transcript row (no-speech probability) and
+            # the last row; the prompt rows before them are never looked at
+            rows = [n - 1]
+            if fd.sot is not None:
+                hits = (tokens[0] == fd.sot).nonzero()
+                if len(hits):
+                    rows.insert(0, int(hits[0, 0]))
+            idx = torch.tensor(sorted(set(rows)))
+            part = fd.logits(fd.ln(x[:, idx]))
+            out = torch.zeros(x.shape[0], n, part.shape[-1], dtype=part.dtype) if len(idx) == n else torch.empty(x.shape[0], n, part.shape[-1], dtype=part.dtype)
+            out[:, idx] = part
+            return out
+        return fd.logits(fd.ln(x))
+
+    def rearrange_kv_cache(self, source_indices: list[int]) -> None:
+        if self.cache is not None and source_indices != list(range(len(source_indices))):
+            idx = torch.tensor(source_indices)
+            n = self.offset
+            for kc, vc in self.cache:
+                kc[:, :n] = kc[idx, :n]
+                vc[:, :n] = vc[idx, :n]
+
+    def cleanup_caching(self) -> None:
+        self.cache = None
+        self.cross = None
+        self.offset = 0
+
+
+def _inference_factory(model: Any, initial_token_length: int) -> wdec.Inference:
+    """Stands in for ``PyTorchInference`` in openai-whisper's decoding module: models
+    carrying a fast decoder get :class:`FastInference`, all others the original."""
+    if getattr(model, "_npu_fast_decoder", None) is not None:
+        return FastInference(model, initial_token_length)
+    return _OriginalInference(model, initial_token_length)
+
+
+def install() -> None:
+    wdec.PyTorchInference = _inference_factory  # type: ignore[assignment]
+
+
+def attach_fast_decoder(model: nn.Module, quant: str = "none") -> FastDecoder:
+    """Give ``model`` a fast decoder used by openai-whisper's decode()/transcribe()."""
+    install()
+    fd = FastDecoder(model, quant)
+    object.__setattr__(model, "_npu_fast_decoder", fd)  # not a submodule: state_dict unchanged
+    return fd
+
+
+def detach_fast_decoder(model: nn.Module) -> None:
+    if "_npu_fast_decoder" in model.__dict__:
+        del model.__dict__["_npu_fast_decoder"]

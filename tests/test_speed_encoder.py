@@ -1,0 +1,82 @@
+"""Speed work on the cpu device must keep the numbers: precision option bounds, tiling, threads."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import whisper
+
+from media import EVAL_DEV, espeak
+from npu_whisper_app.audio.decode import load_audio
+from npu_whisper_app.devices.cpu import CpuDevice
+from npu_whisper_app.model.encoder import TiledEncoder
+from npu_whisper_app.model.resolve import load_whisper_model
+from npu_whisper_app.profiling import Recorder
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_whisper_model("tiny.en")
+
+
+@pytest.fixture(scope="module")
+def mel(tiny, tmp_path_factory):
+    path = EVAL_DEV / "jfk.flac"
+    if not path.exists():
+        path = espeak("ask not what your country can do for you", tmp_path_factory.mktemp("sp") / "jfk.wav")
+    return whisper.log_mel_spectrogram(whisper.pad_or_trim(load_audio(path)), tiny.dims.n_mels)[None]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fp32_within_bar(tiny, mel, threads: int) -> None:
+    """fp32 (the default) on the thread pool or on one thread: max-abs error <= 2e-3."""
+    enc = TiledEncoder(tiny.encoder, tiny.dims.n_audio_head, CpuDevice(threads=threads, precision="fp32"))
+    with torch.no_grad():
+        assert (enc(mel) - tiny.encoder(mel)).abs().max().item() <= 2e-3
+
+
+def test_bf16_error_is_bounded_and_words_hold(tiny, mel) -> None:
+    """bf16 inputs, fp32 accumulation: the error is that of bf16 (far above the fp32 bar,
+    bounded relative to the activations), and the decoded words stay the same."""
+    enc = TiledEncoder(tiny.encoder, tiny.dims.n_audio_head, CpuDevice(precision="bf16"))
+    with torch.no_grad():
+        ref = tiny.encoder(mel)
+        out = enc(mel)
+    rel = ((out - ref).abs().max() / ref.abs().max()).item()
+    assert 0 < rel < 0.1
+    assert torch.nn.functional.cosine_similarity(out.flatten(), ref.flatten(), dim=0).item() > 0.999
+    opts = whisper.DecodingOptions(language="en", fp16=False, without_timestamps=True)
+    assert whisper.decode(tiny, out[0], opts).text == whisper.decode(tiny, ref[0], opts).text
+
+
+def test_bad_precision_rejected() -> None:
+    with pytest.raises(ValueError):
+        CpuDevice(precision="fp8")
+
+
+def test_packed_attention_equals_contract_attention() -> None:
+    torch.manual_seed(0)
+    t, h, d = 1500, 4, 64
+    qkv = torch.randn(t, 3 * h * d)
+    rec = Recorder()
+    dev = CpuDevice(rec)
+    packed = dev.attention_qkv(qkv, h)
+    split = qkv.view(t, 3, h, d).permute(1, 2, 0, 3)
+    ref = torch.nn.functional.scaled_dot_product_attention(split[0], split[1], split[2]).permute(1, 0, 2).reshape(t, h * d)
+    assert (packed - ref).abs().max().item() < 1e-5
+    rec.flush()
+    tiles = math.ceil(t / 64)
+    assert sorted((e.head, e.tile) for e in rec.events if e.op == "attention") == [(i, j) for i in range(h) for j in range(tiles)]
+
+
+def test_fused_residual_gemm() -> None:
+    torch.manual_seed(1)
+    dev = CpuDevice(Recorder())
+    w = dev.prepare_gemm(torch.randn(64, 96), torch.randn(96))
+    x, r = torch.randn(1000, 64), torch.randn(1000, 96)
+    out = dev.gemm(x, w, op="fc2", residual=r)
+    assert (out - (r + x @ w.weight + w.bias)).abs().max().item() < 1e-4
+    g = dev.gemm(x, w, op="fc1", gelu=True)
+    assert (g - torch.nn.functional.gelu(x @ w.weight + w.bias)).abs().max().item() < 1e-4
