@@ -33,7 +33,7 @@ if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
 extras="models,gui"
-[ "$what" = test ] && extras="models,gui,test"
+[ "$what" = test ] && extras="models,gui,test,peers"
 stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-$extras"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
