@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..profiling import Recorder
+from ..profiling import Recorder, now_ns
 
 TILE = 64  # rows per attention query tile and per key tile
 
@@ -89,9 +89,16 @@ class Device(ABC):
     def gelu(self, x: torch.Tensor, *, op: str) -> torch.Tensor:
         """Exact (erf) GELU."""
 
-    @abstractmethod
+    # where :meth:`add` runs: the host for devices that don't run elementwise adds themselves
+    add_runs_on: ClassVar[str | None] = None  # None: on this device
+
     def add(self, x: torch.Tensor, y: torch.Tensor, *, op: str) -> torch.Tensor:
-        """Elementwise ``x + y`` (residuals, positional embedding)."""
+        """Elementwise ``x + y`` (residuals, positional embedding), timed on the CPU."""
+        start = now_ns()
+        z = x + y
+        end = now_ns()
+        self.recorder.record(op, self.add_runs_on or self.name, start, end, x.numel(), 12 * x.numel())
+        return z
 
     @abstractmethod
     def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, op: str = "attention") -> torch.Tensor:

@@ -200,13 +200,6 @@ class CpuDevice(Device):
         self.recorder.record(op, self.name, start, end, 8 * x.numel(), 8 * x.numel())
         return y
 
-    def add(self, x: torch.Tensor, y: torch.Tensor, *, op: str) -> torch.Tensor:
-        start = now_ns()
-        z = x + y
-        end = now_ns()
-        self.recorder.record(op, self.name, start, end, x.numel(), 12 * x.numel())
-        return z
-
     # -- attention -----------------------------------------------------------------------
     def _attend_head(self, q: torch.Tensor, kT: torch.Tensor, v: torch.Tensor, out: torch.Tensor, head: int, op: str, tiles: list[tuple[int, int]]) -> None:
         """One head: ``q[T,d]``, ``kT[d,T]``, ``v[T,d]`` (any strides), ``out[T,d]`` view."""

@@ -261,13 +261,6 @@ class ReferenceDevice(Device):
         self.recorder.record(op, self.name, start, end, 8 * x.numel(), 4 * x.numel())
         return y
 
-    def add(self, x: torch.Tensor, y: torch.Tensor, *, op: str) -> torch.Tensor:
-        start = now_ns()
-        z = x + y
-        end = now_ns()
-        self.recorder.record(op, self.name, start, end, x.numel(), 12 * x.numel())
-        return z
-
     def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, op: str = "attention") -> torch.Tensor:
         h, t, d = q.shape
         tp = round_up(t, ATTN_TILE)

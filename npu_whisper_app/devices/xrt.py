@@ -199,6 +199,7 @@ def tile_weight(w: torch.Tensor, kp: int, np_: int) -> np.ndarray:
 class XrtDevice(Device):
     name = "xrt"
     description = "AMD Ryzen AI NPU via XRT (bf16 kernels, fp32 accumulate)"
+    add_runs_on = "host"  # residual adds stay on the CPU between kernels
 
     def __init__(
         self,
@@ -376,13 +377,6 @@ class XrtDevice(Device):
         end = now_ns()
         self.recorder.record(op, self.name, start, end, 8 * x.numel(), 4 * x.numel())
         return y
-
-    def add(self, x: torch.Tensor, y: torch.Tensor, *, op: str) -> torch.Tensor:
-        start = now_ns()
-        z = x + y
-        end = now_ns()
-        self.recorder.record(op, "host", start, end, x.numel(), 12 * x.numel())
-        return z
 
     def _attention_buffers(self, lk: LoadedKernel, h: int) -> dict[str, Any]:
         """Per-head parents for q/k/v/o and their (head, tile) sub-buffers, made once."""
