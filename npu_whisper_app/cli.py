@@ -405,11 +405,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except (ModelError, DeviceError) as exc:
         _err(f"error: {exc}")
         return 2
-    if args.json:
-        report.pop("text", None)
-        print(json.dumps(report))
-    else:
-        print(report["text"])
+    _print_report(report, args.json)
     return 0
 
 
@@ -444,12 +440,16 @@ def _cmd_bench_e2e(args: argparse.Namespace, device_options: dict, engine_option
     for name, info in report["runners"].items():
         if not info["available"]:
             _err(f"note: peer {name} skipped: {info['reason']}")
-    if args.json:
-        report.pop("text", None)
-        print(json.dumps(report))
+    _print_report(report, args.json)
+    return 0
+
+
+def _print_report(report: dict, as_json: bool) -> None:
+    """A bench report: one JSON object (without the rendered text) or the text."""
+    if as_json:
+        print(json.dumps({k: v for k, v in report.items() if k != "text"}))
     else:
         print(report["text"])
-    return 0
 
 
 def _err(message: str) -> None:
