@@ -342,41 +342,32 @@ class XrtDevice(Device):
         self.recorder.record(op, self.name, start, end, 2 * t * k * w.n, 2 * t * w.kp + 4 * t * w.np_)
         return y
 
-    def layernorm(self, x: torch.Tensor, norm: XrtNorm, *, op: str) -> torch.Tensor:
-        t, n = x.shape
-        entry = self._rows_variant("layernorm", t, n)
-        if entry is None:
-            raise KernelError(f"no NPU layernorm kernel built for M={t}, N={n}; {BUILD_HINT}")
-        start = now_ns()
-        lk = self._load(entry)
-        xb, yb = lk.act("x"), lk.act("y")
-        view(xb, np.uint16, (entry.shape["M"], n))[:t] = to_bf16_bits(x)
-        self._sync_to(xb, t * n * 2)
-        lk.run(xb, norm.gamma, norm.beta, norm.params, yb)
-        self._sync_from(yb, t * n * 2)
-        y = from_bf16_bits(view(yb, np.uint16, (entry.shape["M"], n))[:t])
-        end = now_ns()
-        self.recorder.record(op, self.name, start, end, 8 * x.numel(), 4 * x.numel())
-        return y
-
-    def gelu(self, x: torch.Tensor, *, op: str) -> torch.Tensor:
+    def _row_kernel(self, kind: str, x: torch.Tensor, params: tuple, op: str) -> torch.Tensor:
+        """One dispatch of a row-wise kernel (layernorm, gelu) over ``x[..., N]``:
+        bf16 rows in, ``params`` (resident bos) between input and output, bf16 rows out."""
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
         t, n = x2.shape
-        entry = self._rows_variant("gelu", t, n)
+        entry = self._rows_variant(kind, t, n)
         if entry is None:
-            raise KernelError(f"no NPU gelu kernel built for M={t}, N={n}; {BUILD_HINT}")
+            raise KernelError(f"no NPU {kind} kernel built for M={t}, N={n}; {BUILD_HINT}")
         start = now_ns()
         lk = self._load(entry)
         xb, yb = lk.act("x"), lk.act("y")
         view(xb, np.uint16, (entry.shape["M"], n))[:t] = to_bf16_bits(x2)
         self._sync_to(xb, t * n * 2)
-        lk.run(xb, yb)
+        lk.run(xb, *params, yb)
         self._sync_from(yb, t * n * 2)
         y = from_bf16_bits(view(yb, np.uint16, (entry.shape["M"], n))[:t]).reshape(shape)
         end = now_ns()
         self.recorder.record(op, self.name, start, end, 8 * x.numel(), 4 * x.numel())
         return y
+
+    def layernorm(self, x: torch.Tensor, norm: XrtNorm, *, op: str) -> torch.Tensor:
+        return self._row_kernel("layernorm", x, (norm.gamma, norm.beta, norm.params), op)
+
+    def gelu(self, x: torch.Tensor, *, op: str) -> torch.Tensor:
+        return self._row_kernel("gelu", x, (), op)
 
     def _attention_buffers(self, lk: LoadedKernel, h: int) -> dict[str, Any]:
         """Per-head parents for q/k/v/o and their (head, tile) sub-buffers, made once."""
