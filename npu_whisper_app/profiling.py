@@ -36,7 +36,7 @@ OP_CATEGORIES: dict[str, str] = {
     "v_proj": "projections",
     "out_proj": "projections",
     "attention": "attention",
-    "attention_io": "attention",  # the xrt device's bulk q/k/v upload and output read-back
+    "attention_io": "attention",  # moving q/k/v into the layout the tiles read (xrt: upload and read-back; cpu: per-head K/V copy)
     "fc1": "mlp",
     "fc1_gelu": "mlp",
     "gelu": "mlp",

@@ -6,9 +6,11 @@ heads. This avoids OpenMP's fork/join barriers around every op (which cost a lot
 loaded 2-core machine) and never touches ``torch.set_num_threads``.
 
 Attention is one timed dispatch per (head, 64-row query tile) over all keys:
-``scores = scale * q_tile @ K_h^T`` (K read in place from the qkv gemm's output, no
-copies), softmax in place (max, exp, sum), ``out = p @ V_h / sum`` written straight
-into the ``[T, D]`` buffer the out projection reads.
+``scores = scale * q_tile @ K_h^T``, softmax (max, exp, sum), ``out = p @ V_h / sum``
+written straight into the ``[T, D]`` buffer the out projection reads. Where the compiled
+kernel (``cpu_attention.cpp``, see :mod:`.cpu_native`) is built, a whole head's tiles
+run in one call without the GIL, each tile timed inside it; otherwise the same tiles run
+as torch calls from Python.
 
 ``precision="bf16"`` keeps weights in bfloat16 and runs gemms as bf16 x bf16 with
 fp32 accumulation through oneDNN. It is only fast on CPUs with native bf16
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..profiling import Recorder, now_ns
+from . import cpu_native
 from .base import TILE, Device, DeviceInfo, query_tiles
 
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -78,7 +81,11 @@ class CpuDevice(Device):
     fuses_residual = True  # gemm(..., residual=r) returns r + x @ w + b in one dispatch
     packed_attention = True  # attention_qkv(qkv[T,3D]) -> [T,D]
 
-    def __init__(self, recorder: Recorder | None = None, threads: int | None = None, precision: str = "fp32") -> None:
+    def __init__(
+        self, recorder: Recorder | None = None, threads: int | None = None, precision: str = "fp32", native: bool = True
+    ) -> None:
+        """``native=False`` runs attention as torch calls from Python even where the
+        compiled kernel is there (the A/B baseline)."""
         super().__init__(recorder)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -86,8 +93,14 @@ class CpuDevice(Device):
             raise ValueError("precision bf16 needs torch built with oneDNN (mkldnn)")
         self.precision = precision
         self.chunk_rows = CHUNK_ROWS
-        self.threads = threads or torch.get_num_threads()
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="cpu-dev", initializer=_init_worker) if self.threads > 1 else None
+        self._kernel = cpu_native.load_attention_kernel() if native else None
+        # With the compiled kernel every op runs on torch's own intra-op threads (gemms on
+        # BLAS's, attention through at::parallel_for): one pool, no second set of threads
+        # competing with OpenMP's spinning ones. Without it, on a pool of Python threads.
+        self.threads = torch.get_num_threads() if self._kernel is not None else (threads or torch.get_num_threads())
+        self._pool = None
+        if self._kernel is None and self.threads > 1:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="cpu-dev", initializer=_init_worker)
 
     @classmethod
     def probe(cls) -> DeviceInfo:
@@ -95,7 +108,11 @@ class CpuDevice(Device):
             name=cls.name,
             available=True,
             description=f"{platform.processor() or platform.machine()} · {os.cpu_count()} logical cores · torch {torch.__version__}",
-            details={"native_bf16": native_bf16(), "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())},
+            details={
+                "attention_kernel": cpu_native.kernel_status(),
+                "native_bf16": native_bf16(),
+                "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+            },
         )
 
     # -- threads ---------------------------------------------------------------------
@@ -240,6 +257,9 @@ class CpuDevice(Device):
             return a.permute(1, 0, 2).reshape(t, dm)
         out = torch.empty(t, dm, dtype=torch.float32)
         tiles = query_tiles(t, TILE)
+        if self._kernel is not None and qkv.dtype == torch.float32:
+            self._attention_compiled(qkv.contiguous(), n_head, out, tiles, op)
+            return out
 
         def head(i: int) -> None:
             c = i * d
@@ -254,6 +274,21 @@ class CpuDevice(Device):
 
         self._parallel(head, n_head)
         return out
+
+    def _attention_compiled(self, qkv: torch.Tensor, n_head: int, out: torch.Tensor, tiles: list[tuple[int, int]], op: str) -> None:
+        """One call into the compiled kernel (GIL released, heads in parallel); the tile
+        times it read are then recorded as the dispatch events."""
+        t = qkv.shape[0]
+        d = qkv.shape[1] // 3 // n_head
+        times = torch.empty(n_head, 1 + len(tiles), 2, dtype=torch.int64)
+        self._kernel.attention(qkv, n_head, TILE, 0, out, times)
+        record, name = self.recorder.record, self.name
+        flops, nbytes = 4 * t * d, 4 * (2 * d + 2 * t * d)
+        for i, head_times in enumerate(times.tolist()):
+            (io_start, io_end), *tile_times = head_times
+            record("attention_io", name, io_start, io_end, 0, 4 * 4 * t * d, i, None)
+            for ti, ((start, end), (s, e)) in enumerate(zip(tile_times, tiles)):
+                record(op, name, start, end, (e - s) * flops, nbytes, i, ti)
 
     def close(self) -> None:
         if self._pool is not None:

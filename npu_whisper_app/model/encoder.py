@@ -42,16 +42,21 @@ class EncoderWeights:
 
 
 def conv_weight_as_gemm(weight: torch.Tensor) -> torch.Tensor:
-    """Conv1d weight ``[out, in, k]`` -> gemm weight ``[in*k, out]`` matching :func:`im2col`."""
+    """Conv1d weight ``[out, in, k]`` -> gemm weight ``[k*in, out]`` (tap-major) matching :func:`im2col`."""
     out_ch = weight.shape[0]
-    return weight.detach().reshape(out_ch, -1).t().contiguous()
+    return weight.detach().permute(2, 1, 0).reshape(-1, out_ch).contiguous()
 
 
 def im2col(x: torch.Tensor, kernel: int, stride: int, padding: int) -> torch.Tensor:
-    """``x[T, C]`` (time-major) -> patches ``[T_out, C*kernel]`` for a 1-D convolution."""
-    xp = F.pad(x.t(), (padding, padding))  # [C, T + 2p]
-    patches = xp.unfold(1, kernel, stride)  # [C, T_out, k]
-    return patches.permute(1, 0, 2).reshape(patches.shape[1], -1)
+    """``x[T, C]`` (time-major) -> patches ``[T_out, kernel*C]`` for a 1-D convolution.
+
+    Tap-major: patch ``i`` is the ``kernel`` consecutive rows starting at ``stride*i`` of
+    the padded input, so it is one contiguous run of memory and the copy is a plain
+    row copy (an overlapping strided view made contiguous)."""
+    t, c = x.shape
+    xp = F.pad(x, (0, 0, padding, padding)).contiguous()  # [T + 2p, C]
+    t_out = (t + 2 * padding - kernel) // stride + 1
+    return xp.as_strided((t_out, kernel * c), (stride * c, 1)).contiguous()
 
 
 def prepare_weights(encoder: nn.Module, device: Device) -> EncoderWeights:

@@ -1,0 +1,170 @@
+// The cpu device's attention kernel: one head of multi-head attention over all frames,
+// run as timed 64-row query tiles, straight from the qkv gemm's [T, 3D] output into the
+// [T, D] buffer the out projection reads.
+//
+// Per head it first copies K_h and V_h out of the strided qkv rows into contiguous
+// [T, d] buffers (timed: the "attention_io" event), then for each query tile
+//   scores = scale * q_tile @ K_h^T        (BLAS sgemm, the one torch.mm uses)
+//   p      = exp(scores - rowmax)           (ATen's vectorised exp, fused with the row sum)
+//   out    = (p @ V_h) / rowsum             (BLAS sgemm)
+// over key blocks of kv_block frames with a running max and sum (kv_block <= 0: all
+// frames in one block). Each tile's start and end are read from CLOCK_MONOTONIC, the
+// clock behind Python's time.perf_counter_ns, so they sit on the recorder's time line.
+// Heads run in parallel on torch's own intra-op (OpenMP) threads, the ones its gemms use,
+// so no second pool competes with them for the cores; the GIL is released meanwhile.
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
+#define CPU_CAPABILITY_AVX512
+#define CPU_CAPABILITY AVX512
+#elif defined(__AVX2__) && defined(__FMA__)
+#define CPU_CAPABILITY_AVX2
+#define CPU_CAPABILITY AVX2
+#else
+#define CPU_CAPABILITY DEFAULT
+#endif
+
+#include <torch/extension.h>
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace {
+
+using Vec = at::vec::Vectorized<float>;
+using sgemm_fn = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                          const int*, const float*, const int*, const float*, float*, const int*);
+
+// torch's CPU builds export the BLAS they link (MKL on x86, OpenBLAS elsewhere).
+sgemm_fn blas_sgemm() {
+  static const sgemm_fn fn = reinterpret_cast<sgemm_fn>(dlsym(RTLD_DEFAULT, "sgemm_"));
+  return fn;
+}
+
+int64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+// Row-major C[m,n] = alpha * A[m,k] @ op(B) + beta * C, with B given as [n,k] (b_trans) or [k,n].
+void gemm_rm(int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, bool b_trans,
+             float beta, float* c, int ldc) {
+  // BLAS is column-major: compute C^T[n,m] = op(B)^T[n,k] @ A^T[k,m]
+  blas_sgemm()(b_trans ? "T" : "N", "N", &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
+}
+
+float row_max(const float* x, int n) {
+  int j = 0;
+  Vec acc(-INFINITY);
+  for (; j + Vec::size() <= n; j += Vec::size()) acc = at::vec::maximum(acc, Vec::loadu(x + j));
+  float mx = at::vec::vec_reduce_all<float>([](Vec& a, Vec& b) { return at::vec::maximum(a, b); }, acc);
+  for (; j < n; ++j) mx = std::max(mx, x[j]);
+  return mx;
+}
+
+// x[j] = exp(x[j] - m) in place; returns the sum.
+float exp_sum(float* x, int n, float m) {
+  int j = 0;
+  Vec acc(0.f), vm(m);
+  for (; j + Vec::size() <= n; j += Vec::size()) {
+    const Vec e = (Vec::loadu(x + j) - vm).exp();
+    e.store(x + j);
+    acc = acc + e;
+  }
+  float s = at::vec::vec_reduce_all<float>([](Vec& a, Vec& b) { return a + b; }, acc);
+  for (; j < n; ++j) {
+    x[j] = std::exp(x[j] - m);
+    s += x[j];
+  }
+  return s;
+}
+
+}  // namespace
+
+bool has_blas() { return blas_sgemm() != nullptr; }
+
+// One head: base is qkv [T, 3D] row-major, obase out [T, D]; tb gets 2 * (1 + n_tiles) times.
+static void attend_head(const float* base, float* obase, int64_t* tb, int T, int D, int d, int head, int tile, int B) {
+  const int D3 = 3 * D;
+  const int n_tiles = (T + tile - 1) / tile;
+  const float scale = 1.0f / std::sqrt(float(d));
+
+  tb[0] = monotonic_ns();
+  std::vector<float> k(size_t(T) * d), v(size_t(T) * d);
+  for (int t = 0; t < T; ++t) {
+    const float* row = base + int64_t(t) * D3 + head * d;
+    std::copy_n(row + D, d, k.data() + int64_t(t) * d);
+    std::copy_n(row + 2 * D, d, v.data() + int64_t(t) * d);
+  }
+  tb[1] = monotonic_ns();
+
+  std::vector<float> s(size_t(tile) * B), m(tile), l(tile);
+  for (int ti = 0; ti < n_tiles; ++ti) {
+    const int64_t t0 = monotonic_ns();
+    const int r0 = ti * tile, rows = std::min<int>(tile, T - r0);
+    const float* q = base + int64_t(r0) * D3 + head * d;
+    float* o = obase + int64_t(r0) * D + head * d;
+    for (int kb = 0; kb < T; kb += B) {
+      const int n = std::min(B, T - kb);
+      gemm_rm(rows, n, d, scale, q, D3, k.data() + int64_t(kb) * d, d, true, 0.0f, s.data(), n);
+      for (int r = 0; r < rows; ++r) {
+        float* sr = s.data() + int64_t(r) * n;
+        const float mx = row_max(sr, n);
+        const float m_new = kb == 0 ? mx : std::max(m[r], mx);
+        const float sum = exp_sum(sr, n, m_new);
+        if (kb == 0) {
+          l[r] = sum;
+        } else {  // rescale what earlier key blocks accumulated
+          const float c = std::exp(m[r] - m_new);
+          l[r] = l[r] * c + sum;
+          float* orow = o + int64_t(r) * D;
+          for (int j = 0; j < d; ++j) orow[j] *= c;
+        }
+        m[r] = m_new;
+      }
+      gemm_rm(rows, d, n, 1.0f, s.data(), n, v.data() + int64_t(kb) * d, d, false, kb == 0 ? 0.0f : 1.0f, o, D);
+    }
+    for (int r = 0; r < rows; ++r) {
+      const float inv = 1.0f / l[r];
+      float* orow = o + int64_t(r) * D;
+      for (int j = 0; j < d; ++j) orow[j] *= inv;
+    }
+    tb[2 + 2 * ti] = t0;
+    tb[3 + 2 * ti] = monotonic_ns();
+  }
+}
+
+// qkv: [T, 3D] float32 contiguous; out: [T, D] float32 contiguous; times: int64
+// [H, 1 + n_tiles, 2]: per head, row 0 the K/V copy and row 1 + i query tile i (start, end).
+void attention(const at::Tensor& qkv, int64_t n_head, int64_t tile, int64_t kv_block, at::Tensor out, at::Tensor times) {
+  TORCH_CHECK(has_blas(), "no BLAS sgemm_ in this torch build");
+  TORCH_CHECK(qkv.dim() == 2 && qkv.scalar_type() == at::kFloat && qkv.is_contiguous(), "qkv must be contiguous float32 [T, 3D]");
+  TORCH_CHECK(out.dim() == 2 && out.scalar_type() == at::kFloat && out.is_contiguous(), "out must be contiguous float32 [T, D]");
+  TORCH_CHECK(n_head > 0 && tile > 0, "n_head and tile must be positive");
+  const int T = qkv.size(0), D3 = qkv.size(1), D = D3 / 3;
+  TORCH_CHECK(D3 % 3 == 0 && D % n_head == 0, "qkv's width must be 3 * n_head * d");
+  TORCH_CHECK(out.size(0) == T && out.size(1) == D, "out must be [T, D]");
+  const int n_tiles = (T + tile - 1) / tile;
+  TORCH_CHECK(times.scalar_type() == at::kLong && times.is_contiguous() && times.numel() == n_head * 2 * (1 + n_tiles),
+              "times must be contiguous int64 [H, 1 + n_tiles, 2]");
+  const int B = std::min<int>(kv_block > 0 ? kv_block : T, T);
+  const float* base = qkv.data_ptr<float>();
+  float* obase = out.data_ptr<float>();
+  int64_t* tb = times.data_ptr<int64_t>();
+  const int d = D / n_head;
+  at::parallel_for(0, n_head, 1, [&](int64_t h0, int64_t h1) {
+    for (int64_t h = h0; h < h1; ++h) attend_head(base, obase, tb + h * 2 * (1 + n_tiles), T, D, d, h, tile, B);
+  });
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("has_blas", &has_blas, "True when torch exports the BLAS sgemm_ this kernel calls");
+  m.def("attention", &attention, "multi-head attention as timed (head, query tile) work items, from packed qkv",
+        py::call_guard<py::gil_scoped_release>());
+}
