@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 what="${1:-app}"
 
 # --- system packages (Debian) -------------------------------------------------------------
-apt_pkgs=(libportaudio2 libsndfile1 espeak-ng sox
+apt_pkgs=(g++ ninja-build libportaudio2 libsndfile1 espeak-ng sox
           xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0
           libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0
           libxcb-xkb1 libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0)
@@ -48,4 +48,7 @@ fi
 # --- default models: convert the packaged weights once into the user cache ----------------
 .venv/bin/python -c "from npu_whisper_app.model.resolve import load_whisper_model as l; l('base')" \
   || { echo "setup: could not prepare the default model (base)" >&2; exit 1; }
+# --- the cpu device's compiled attention kernel: build it once now rather than on first use --
+.venv/bin/python -c "from npu_whisper_app.devices import cpu_native as c; k = c.load_attention_kernel(); print('setup: cpu attention kernel', c.kernel_status()); raise SystemExit(k is None)" \
+  || echo "setup: the cpu attention kernel could not be built; the cpu device runs its tiles from Python (slower)" >&2
 echo "setup: ready (.venv)"

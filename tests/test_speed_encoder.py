@@ -29,10 +29,11 @@ def mel(tiny, tmp_path_factory):
     return whisper.log_mel_spectrogram(whisper.pad_or_trim(load_audio(path)), tiny.dims.n_mels)[None]
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_fp32_within_bar(tiny, mel, threads: int) -> None:
-    """fp32 (the default) on the thread pool or on one thread: max-abs error <= 2e-3."""
-    enc = TiledEncoder(tiny.encoder, tiny.dims.n_audio_head, CpuDevice(threads=threads, precision="fp32"))
+@pytest.mark.parametrize("threads,native", [(1, False), (2, False), (None, True)])
+def test_fp32_within_bar(tiny, mel, threads: int | None, native: bool) -> None:
+    """fp32 (the default) with the compiled attention kernel, or the Python tiles on the
+    thread pool or on one thread: max-abs error <= 2e-3."""
+    enc = TiledEncoder(tiny.encoder, tiny.dims.n_audio_head, CpuDevice(threads=threads, precision="fp32", native=native))
     with torch.no_grad():
         assert (enc(mel) - tiny.encoder(mel)).abs().max().item() <= 2e-3
 

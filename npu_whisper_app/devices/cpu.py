@@ -1,9 +1,10 @@
 """The ``cpu`` device: BLAS through torch, the same tiling and events as the NPU.
 
-Work is spread over a small pool of Python threads (one per core; torch ops release
-the GIL) in which torch runs single-threaded: gemms are split by rows, attention by
-heads. This avoids OpenMP's fork/join barriers around every op (which cost a lot on a
-loaded 2-core machine) and never touches ``torch.set_num_threads``.
+With the compiled attention kernel (the usual case, see :mod:`.cpu_native`) every op runs
+on torch's own intra-op threads: gemms as one BLAS call each, attention through
+``at::parallel_for`` over heads. Without it, work is spread over a small pool of Python
+threads (one per core; torch ops release the GIL) in which torch runs single-threaded:
+gemms split by rows, attention by heads.
 
 Attention is one timed dispatch per (head, 64-row query tile) over all keys:
 ``scores = scale * q_tile @ K_h^T``, softmax (max, exp, sum), ``out = p @ V_h / sum``

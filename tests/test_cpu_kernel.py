@@ -1,0 +1,104 @@
+"""The cpu device's compiled attention kernel: built here, same numbers and same dispatch
+events as the Python tiles, tile times on the recorder's clock, and a clean fallback."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from npu_whisper_app.devices import cpu_native
+from npu_whisper_app.devices.cpu import CpuDevice
+from npu_whisper_app.profiling import Recorder
+
+
+def sdpa_reference(qkv: torch.Tensor, n_head: int) -> torch.Tensor:
+    t, three_d = qkv.shape
+    d = three_d // 3 // n_head
+    split = qkv.view(t, 3, n_head, d).permute(1, 2, 0, 3)
+    return F.scaled_dot_product_attention(split[0], split[1], split[2]).permute(1, 0, 2).reshape(t, n_head * d)
+
+
+def test_kernel_builds_on_this_machine() -> None:
+    """set-up installs g++ and ninja: the kernel must build here (CI included), not fall back."""
+    assert cpu_native.load_attention_kernel() is not None, cpu_native.kernel_status()
+    assert cpu_native.kernel_status().startswith("compiled")
+    assert CpuDevice.probe().details["attention_kernel"].startswith("compiled")
+
+
+@pytest.mark.parametrize("t,n_head,d", [(1500, 8, 64), (1500, 6, 64), (130, 2, 32), (64, 1, 64)])
+def test_compiled_attention_matches_sdpa_and_python_tiles(t: int, n_head: int, d: int) -> None:
+    torch.manual_seed(t + n_head)
+    qkv = torch.randn(t, 3 * n_head * d) * 2
+    fast = CpuDevice(Recorder())
+    slow = CpuDevice(Recorder(), native=False)
+    assert fast._kernel is not None and slow._kernel is None
+    a = fast.attention_qkv(qkv, n_head)
+    b = slow.attention_qkv(qkv, n_head)
+    ref = sdpa_reference(qkv, n_head)
+    assert (a - ref).abs().max().item() < 2e-5
+    assert (a - b).abs().max().item() < 2e-5
+
+
+def test_compiled_attention_sees_all_frames() -> None:
+    """A key far outside the query's own tile must change the result, as in the contract test."""
+    t, d = 1500, 64
+    qkv = torch.zeros(t, 3 * d)
+    qkv[:64, 0] = 1.0  # queries of tile 0
+    qkv[1400, d] = 50.0  # only key 1400 matches them
+    qkv[1400, 2 * d :] = 3.0
+    out = CpuDevice(Recorder()).attention_qkv(qkv, 1)
+    expected = 3.0 * math.exp(6.25) / (math.exp(6.25) + 1499)
+    assert abs(out[0, 0].item() - expected) < 1e-4
+
+
+def test_compiled_tiles_are_real_dispatch_events() -> None:
+    t, n_head, d = 1500, 4, 64
+    rec = Recorder()
+    dev = CpuDevice(rec)
+    before = time.perf_counter_ns()
+    dev.attention_qkv(torch.randn(t, 3 * n_head * d), n_head)
+    after = time.perf_counter_ns()
+    rec.flush()
+    tiles = math.ceil(t / 64)
+    attn = [e for e in rec.events if e.op == "attention"]
+    io = [e for e in rec.events if e.op == "attention_io"]
+    assert sorted((e.head, e.tile) for e in attn) == [(h, i) for h in range(n_head) for i in range(tiles)]
+    assert sorted(e.head for e in io) == list(range(n_head)) and all(e.tile is None for e in io)
+    # read inside the kernel from CLOCK_MONOTONIC: on the same time line as perf_counter_ns
+    for e in attn + io:
+        assert before <= e.start_ns <= e.end_ns <= after
+    # within a head the tiles run one after another, after that head's K/V copy
+    for h in range(n_head):
+        mine = sorted((e for e in attn if e.head == h), key=lambda e: e.tile)
+        copy = next(e for e in io if e.head == h)
+        assert copy.end_ns <= mine[0].start_ns
+        assert all(a.end_ns <= b.start_ns for a, b in zip(mine, mine[1:]))
+    assert all(e.flops == (64 if e.tile < tiles - 1 else t - 64 * (tiles - 1)) * 4 * t * d for e in attn)
+
+
+def test_switched_off_by_environment(monkeypatch) -> None:
+    monkeypatch.setenv("NPU_WHISPER_NATIVE", "0")
+    assert cpu_native.load_attention_kernel() is None
+    assert cpu_native.kernel_status().startswith("off")
+    dev = CpuDevice(Recorder())
+    assert dev._kernel is None
+
+
+def test_failed_build_falls_back_and_says_why(monkeypatch, tmp_path) -> None:
+    bad = tmp_path / "cpu_attention.cpp"
+    bad.write_text("#include <torch/extension.h>\nthis is not C++;\n")
+    monkeypatch.setattr(cpu_native, "SOURCE", bad)
+    monkeypatch.setattr(cpu_native, "_loaded", None)
+    monkeypatch.setattr(cpu_native, "_status", None)
+    monkeypatch.setattr(cpu_native, "build_dir", lambda: tmp_path / "build")
+    assert cpu_native.load_attention_kernel() is None
+    assert cpu_native.kernel_status().startswith("not built:")
+    rec = Recorder()
+    dev = CpuDevice(rec)
+    assert dev._kernel is None
+    qkv = torch.randn(200, 3 * 2 * 64)
+    assert (dev.attention_qkv(qkv, 2) - sdpa_reference(qkv, 2)).abs().max().item() < 2e-5
