@@ -2,16 +2,16 @@
 // run as timed 64-row query tiles, straight from the qkv gemm's [T, 3D] output into the
 // [T, D] buffer the out projection reads.
 //
-// Per head it first copies K_h and V_h out of the strided qkv rows into contiguous
-// [T, d] buffers (timed: the "attention_io" event), then for each query tile
+// It first copies each head's K_h and V_h out of the strided qkv rows into contiguous
+// [T, d] buffers (timed per head: the "attention_io" events), then for each query tile
 //   scores = scale * q_tile @ K_h^T        (BLAS sgemm, the one torch.mm uses)
 //   p      = exp(scores - rowmax)           (ATen's vectorised exp, fused with the row sum)
 //   out    = (p @ V_h) / rowsum             (BLAS sgemm)
 // over key blocks of kv_block frames with a running max and sum (kv_block <= 0: all
 // frames in one block). Each tile's start and end are read from CLOCK_MONOTONIC, the
 // clock behind Python's time.perf_counter_ns, so they sit on the recorder's time line.
-// Heads run in parallel on torch's own intra-op (OpenMP) threads, the ones its gemms use,
-// so no second pool competes with them for the cores; the GIL is released meanwhile.
+// Heads (then tiles) run in parallel on torch's own intra-op (OpenMP) threads, the ones
+// its gemms use, so no second pool competes with them for the cores; the GIL is released.
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
 #define CPU_CAPABILITY_AVX512
@@ -89,59 +89,54 @@ float exp_sum(float* x, int n, float m) {
 
 bool has_blas() { return blas_sgemm() != nullptr; }
 
-// One head: base is qkv [T, 3D] row-major, obase out [T, D]; tb gets 2 * (1 + n_tiles) times.
-static void attend_head(const float* base, float* obase, int64_t* tb, int T, int D, int d, int head, int tile, int B) {
+// Copies K_h and V_h out of the strided qkv rows into contiguous [T, d] buffers.
+static void copy_kv(const float* base, float* k, float* v, int T, int D, int d, int head) {
   const int D3 = 3 * D;
-  const int n_tiles = (T + tile - 1) / tile;
-  const float scale = 1.0f / std::sqrt(float(d));
-
-  tb[0] = monotonic_ns();
-  std::vector<float> k(size_t(T) * d), v(size_t(T) * d);
   for (int t = 0; t < T; ++t) {
     const float* row = base + int64_t(t) * D3 + head * d;
-    std::copy_n(row + D, d, k.data() + int64_t(t) * d);
-    std::copy_n(row + 2 * D, d, v.data() + int64_t(t) * d);
+    std::copy_n(row + D, d, k + int64_t(t) * d);
+    std::copy_n(row + 2 * D, d, v + int64_t(t) * d);
   }
-  tb[1] = monotonic_ns();
+}
 
-  std::vector<float> s(size_t(tile) * B), m(tile), l(tile);
-  for (int ti = 0; ti < n_tiles; ++ti) {
-    const int64_t t0 = monotonic_ns();
-    const int r0 = ti * tile, rows = std::min<int>(tile, T - r0);
-    const float* q = base + int64_t(r0) * D3 + head * d;
-    float* o = obase + int64_t(r0) * D + head * d;
-    for (int kb = 0; kb < T; kb += B) {
-      const int n = std::min(B, T - kb);
-      gemm_rm(rows, n, d, scale, q, D3, k.data() + int64_t(kb) * d, d, true, 0.0f, s.data(), n);
-      for (int r = 0; r < rows; ++r) {
-        float* sr = s.data() + int64_t(r) * n;
-        const float mx = row_max(sr, n);
-        const float m_new = kb == 0 ? mx : std::max(m[r], mx);
-        const float sum = exp_sum(sr, n, m_new);
-        if (kb == 0) {
-          l[r] = sum;
-        } else {  // rescale what earlier key blocks accumulated
-          const float c = std::exp(m[r] - m_new);
-          l[r] = l[r] * c + sum;
-          float* orow = o + int64_t(r) * D;
-          for (int j = 0; j < d; ++j) orow[j] *= c;
-        }
-        m[r] = m_new;
-      }
-      gemm_rm(rows, d, n, 1.0f, s.data(), n, v.data() + int64_t(kb) * d, d, false, kb == 0 ? 0.0f : 1.0f, o, D);
-    }
+// One query tile of one head; s, m, l are scratch of tile * B, tile and tile floats.
+static void attend_tile(const float* base, const float* k, const float* v, float* obase, int T, int D, int d, int head,
+                        int r0, int rows, int B, float* s, float* m, float* l) {
+  const int D3 = 3 * D;
+  const float scale = 1.0f / std::sqrt(float(d));
+  const float* q = base + int64_t(r0) * D3 + head * d;
+  float* o = obase + int64_t(r0) * D + head * d;
+  for (int kb = 0; kb < T; kb += B) {
+    const int n = std::min(B, T - kb);
+    gemm_rm(rows, n, d, scale, q, D3, k + int64_t(kb) * d, d, true, 0.0f, s, n);
     for (int r = 0; r < rows; ++r) {
-      const float inv = 1.0f / l[r];
-      float* orow = o + int64_t(r) * D;
-      for (int j = 0; j < d; ++j) orow[j] *= inv;
+      float* sr = s + int64_t(r) * n;
+      const float mx = row_max(sr, n);
+      const float m_new = kb == 0 ? mx : std::max(m[r], mx);
+      const float sum = exp_sum(sr, n, m_new);
+      if (kb == 0) {
+        l[r] = sum;
+      } else {  // rescale what earlier key blocks accumulated
+        const float c = std::exp(m[r] - m_new);
+        l[r] = l[r] * c + sum;
+        float* orow = o + int64_t(r) * D;
+        for (int j = 0; j < d; ++j) orow[j] *= c;
+      }
+      m[r] = m_new;
     }
-    tb[2 + 2 * ti] = t0;
-    tb[3 + 2 * ti] = monotonic_ns();
+    gemm_rm(rows, d, n, 1.0f, s, n, v + int64_t(kb) * d, d, false, kb == 0 ? 0.0f : 1.0f, o, D);
+  }
+  for (int r = 0; r < rows; ++r) {
+    const float inv = 1.0f / l[r];
+    float* orow = o + int64_t(r) * D;
+    for (int j = 0; j < d; ++j) orow[j] *= inv;
   }
 }
 
 // qkv: [T, 3D] float32 contiguous; out: [T, D] float32 contiguous; times: int64
 // [H, 1 + n_tiles, 2]: per head, row 0 the K/V copy and row 1 + i query tile i (start, end).
+// Two parallel phases on torch's threads: the per-head K/V copies, then all
+// (head, query tile) work items, so machines with more cores than heads keep them busy.
 void attention(const at::Tensor& qkv, int64_t n_head, int64_t tile, int64_t kv_block, at::Tensor out, at::Tensor times) {
   TORCH_CHECK(has_blas(), "no BLAS sgemm_ in this torch build");
   TORCH_CHECK(qkv.dim() == 2 && qkv.scalar_type() == at::kFloat && qkv.is_contiguous(), "qkv must be contiguous float32 [T, 3D]");
@@ -154,12 +149,33 @@ void attention(const at::Tensor& qkv, int64_t n_head, int64_t tile, int64_t kv_b
   TORCH_CHECK(times.scalar_type() == at::kLong && times.is_contiguous() && times.numel() == n_head * 2 * (1 + n_tiles),
               "times must be contiguous int64 [H, 1 + n_tiles, 2]");
   const int B = std::min<int>(kv_block > 0 ? kv_block : T, T);
+  const int d = D / n_head;
   const float* base = qkv.data_ptr<float>();
   float* obase = out.data_ptr<float>();
   int64_t* tb = times.data_ptr<int64_t>();
-  const int d = D / n_head;
+  const int64_t head_rows = 2 * (1 + n_tiles);
+  std::vector<float> kv(size_t(2) * n_head * T * d);
+  const auto k_of = [&](int64_t h) { return kv.data() + h * T * d; };
+  const auto v_of = [&](int64_t h) { return kv.data() + (n_head + h) * T * d; };
+
   at::parallel_for(0, n_head, 1, [&](int64_t h0, int64_t h1) {
-    for (int64_t h = h0; h < h1; ++h) attend_head(base, obase, tb + h * 2 * (1 + n_tiles), T, D, d, h, tile, B);
+    for (int64_t h = h0; h < h1; ++h) {
+      tb[h * head_rows] = monotonic_ns();
+      copy_kv(base, k_of(h), v_of(h), T, D, d, h);
+      tb[h * head_rows + 1] = monotonic_ns();
+    }
+  });
+  at::parallel_for(0, n_head * n_tiles, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<float> s(size_t(tile) * B), m(tile), l(tile);
+    for (int64_t item = i0; item < i1; ++item) {
+      const int64_t h = item / n_tiles, ti = item % n_tiles;
+      const int64_t t0 = monotonic_ns();
+      const int r0 = ti * tile, rows = std::min<int>(tile, T - r0);
+      attend_tile(base, k_of(h), v_of(h), obase, T, D, d, h, r0, rows, B, s.data(), m.data(), l.data());
+      int64_t* row = tb + h * head_rows + 2 * (1 + ti);
+      row[0] = t0;
+      row[1] = monotonic_ns();
+    }
   });
 }
 
