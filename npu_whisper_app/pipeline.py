@@ -298,6 +298,8 @@ class Engine:
                 on_segment(seg)
 
         self.encoder.should_stop = should_stop
+        if self.fast_decoder is not None:
+            self.fast_decoder.should_stop = should_stop
         self.encoder.frame_limit = self._frame_limit(len(audio), options)
         _hooks.current = (on_progress, collect, should_stop)
         cancelled = False
@@ -316,6 +318,8 @@ class Engine:
         finally:
             _hooks.current = None
             self.encoder.should_stop = None
+            if self.fast_decoder is not None:
+                self.fast_decoder.should_stop = None
             self.encoder.frame_limit = None
             self.recorder.flush()
         elapsed = time.perf_counter() - start

@@ -189,3 +189,25 @@ def test_ctrl_c_stops_cleanly_keeping_what_was_said(sequence, tmp_path: Path) ->
     heard = len(load_audio(rec)) / SR
     assert spans[0][1] < heard < spans[-1][1]
     assert len(rec.with_suffix(".txt").read_text().splitlines()) == 1 + len(parse_lines(rest))
+
+
+def test_decode_is_cancelled_between_tokens(engine) -> None:
+    """A live partial overtaken by a final must stop between decoded tokens, not run to
+    the end of its text: should_stop is polled before every token."""
+    from npu_whisper_app.live.decoder import Cancelled, WhisperUtteranceDecoder
+
+    audio = load_audio(EVAL_DEV / "jfk.flac") if (EVAL_DEV / "jfk.flac").exists() else load_audio(EVAL_DEV / "forever.wav")
+    dec = WhisperUtteranceDecoder(engine)
+    full = dec.decode(audio)  # also leaves this window's features in the encoder's cache,
+    assert len(full.text.split()) >= 5  # so below every poll comes from the token loop
+    polls = []
+
+    def stop() -> bool:
+        polls.append(1)
+        return len(polls) > 3
+
+    with pytest.raises(Cancelled):
+        dec.decode(audio, should_stop=stop)
+    assert len(polls) == 4  # three tokens decoded, stopped before the fourth
+    assert engine.fast_decoder.should_stop is None and engine.encoder.should_stop is None
+    assert dec.decode(audio).text == full.text  # the next decode runs normally

@@ -178,9 +178,10 @@ class WhisperUtteranceDecoder:
             beam_size=o.beam_size,
             sample_len=sample_len,
         )
-        encoder = getattr(self.engine, "encoder", None)
-        if encoder is not None:
-            encoder.should_stop = should_stop
+        # polled between encoder dispatches and between decoded tokens
+        stoppable = [x for x in (getattr(self.engine, "encoder", None), getattr(self.engine, "fast_decoder", None)) if x is not None]
+        for x in stoppable:
+            x.should_stop = should_stop
         try:
             # no_grad, not inference_mode: the cpu device's attention writes into a
             # tensor from pool threads, where inference mode (thread-local) is off
@@ -195,7 +196,7 @@ class WhisperUtteranceDecoder:
         except EncoderCancelled:
             raise Cancelled() from None
         finally:
-            if encoder is not None:
-                encoder.should_stop = None
+            for x in stoppable:
+                x.should_stop = None
         capped = len(r.tokens) >= sample_len
         return r, capped

@@ -23,12 +23,14 @@ Linear calls, fp32), so the tokens are the same.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 import whisper.decoding as wdec
 from torch import Tensor, nn
+
+from .encoder import Cancelled
 
 QUANT_MODES = ("none", "int8", "int8-logits")
 
@@ -87,6 +89,9 @@ class FastDecoder(nn.Module):
             pass
         self.sot = tok.sot if tok is not None else None
         self._cross: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
+        #: polled before every token; True raises the encoder's ``Cancelled`` so a job
+        #: (or a live partial overtaken by a final) stops between tokens, not at the end
+        self.should_stop: Callable[[], bool] | None = None
 
     # -- cross-attention keys/values, once per window ---------------------------------
     def cross_kv(self, xa: Tensor) -> list[tuple[Tensor, Tensor]]:
@@ -135,6 +140,8 @@ class FastInference(wdec.Inference):
 
     def logits(self, tokens: Tensor, audio_features: Tensor) -> Tensor:
         fd = self.fast
+        if fd.should_stop is not None and fd.should_stop():
+            raise Cancelled()
         first = self.cache is None
         if first:
             self._alloc(tokens.shape[0], audio_features.dtype)
