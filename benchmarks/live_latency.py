@@ -198,9 +198,15 @@ def main(argv=None) -> int:
         )
         print(f"    offline, one utterance at a time: decode CPU time p50 {r['decode_cpu_p50_s']:.2f} s (wall p50 {r['decode_wall_p50_s']:.2f} s); "
               "on an otherwise idle machine the final comes ~max(silence, 0.22 s + decode wall) after the speech")
-        for row in r["clips"]:
+        from whisper.normalizers import EnglishTextNormalizer
+
+        norm = EnglishTextNormalizer()
+        same = [norm(row["hyp"]).split() == norm(text).split() for row, text in zip(r["clips"], alone)]
+        r["same_words_as_alone"] = sum(same)
+        print(f"    same words as the clip transcribed alone (normalised): {sum(same)} of {len(same)}")
+        for row, text, ok in zip(r["clips"], alone, same):
             lat = f"{row['latency_s']:.2f}" if row["latency_s"] is not None else "  - "
-            print(f"    {row['id']:<10} {lat:>5} s  {row['hyp']!r}")
+            print(f"    {row['id']:<10} {lat:>5} s  {row['hyp']!r}" + ("" if ok else f"   alone: {text.strip()!r}"))
         if r["stray_text"]:
             print(f"    text outside the utterances: {r['stray_text']!r}")
     engine.close()
