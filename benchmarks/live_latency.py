@@ -66,13 +66,13 @@ def pct(values, q):
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool, speed: float) -> dict:
+def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool, speed: float, final: str = "transcribe") -> dict:
     from npu_whisper_app.live.decoder import DecoderOptions, WhisperUtteranceDecoder
     from npu_whisper_app.live.dictation import DictationOptions, DictationSession, Final, Partial
     from npu_whisper_app.live.sources import FilePlayer
 
     events: list[tuple[float, object]] = []
-    decoder = WhisperUtteranceDecoder(engine, DecoderOptions(language="en", audio_ctx=audio_ctx))
+    decoder = WhisperUtteranceDecoder(engine, DecoderOptions(language="en", audio_ctx=audio_ctx, final=final))
     decoder.decode(audio[clips[0]["start"] : clips[0]["end"]])  # warm-up
     opts = DictationOptions(prompt_previous=prompt_previous, wav_path=Path(os.environ.get("TMPDIR", "/tmp")) / f"live-bench-{os.getpid()}.wav", transcript=False)
     session = DictationSession(decoder, FilePlayer(audio, speed=speed), opts, on_event=lambda ev: events.append((time.monotonic(), ev)))
@@ -110,6 +110,7 @@ def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool, spee
     decode_s = [f.decode_s for f in finals]
     return {
         "audio_ctx": audio_ctx,
+        "final": final,
         "prompt_previous": prompt_previous,
         "speed": speed,
         "latency_p50_s": pct(latencies, 50),
@@ -130,13 +131,13 @@ def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool, spee
     }
 
 
-def decode_cost(engine, audio, clips, audio_ctx: str) -> dict:
+def decode_cost(engine, audio, clips, audio_ctx: str, final: str = "transcribe") -> dict:
     """CPU time (less sensitive to other processes than wall time) of one final decode per clip."""
     from npu_whisper_app.live.decoder import DecoderOptions, WhisperUtteranceDecoder
 
     import threading
 
-    dec = WhisperUtteranceDecoder(engine, DecoderOptions(language="en", audio_ctx=audio_ctx))
+    dec = WhisperUtteranceDecoder(engine, DecoderOptions(language="en", audio_ctx=audio_ctx, final=final))
     cpu, wall = [], []
 
     def run() -> None:  # on a thread of its own, like the session's decoder
@@ -168,7 +169,8 @@ def main(argv=None) -> int:
     p.add_argument("eval_dev", nargs="?", default=str(Path(__file__).resolve().parents[2] / "shared" / "eval-dev"))
     p.add_argument("--model", default="base")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--audio-ctx", nargs="+", default=["fit", "full"], choices=["fit", "full"])
+    p.add_argument("--audio-ctx", nargs="+", default=["fit"], choices=["fit", "full"], help="the partials' window (and the final's with --final window)")
+    p.add_argument("--final", nargs="+", default=["transcribe", "window"], choices=["transcribe", "window"], help="final decode: as a file is transcribed, or on the partials' window")
     p.add_argument("--prompt-previous", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--speed", type=float, default=1.0, help="times real time (default: %(default)s)")
     p.add_argument("--clips", nargs="+", default=DEFAULT_CLIPS)
@@ -182,16 +184,16 @@ def main(argv=None) -> int:
     engine = Engine(args.model, args.device)
     print(f"{len(clips)} utterances, {len(audio) / SR:.1f} s at {args.speed}x real time; model {engine.model_name} on {engine.device_name}; "
           f"{os.cpu_count()} cores, load average before: {os.getloadavg()[0]:.2f}", flush=True)
-    alone = [engine.transcribe(c["path"], TranscribeOptions(language="en", temperature=(0.0,))).text for c in clips]
+    alone = [engine.transcribe(c["path"], TranscribeOptions(language="en")).text for c in clips]
     report = {"model": engine.model_name, "device": engine.device_name, "cores": os.cpu_count(), "alone_wer": wer([c["ref"] for c in clips], alone), "configs": []}
     print(f"each clip transcribed alone (Engine.transcribe, 30 s window): WER {report['alone_wer']:.3f}")
-    for ctx in args.audio_ctx:
-        cost = decode_cost(engine, audio, clips, ctx)
-        r = run_config(engine, audio, clips, ctx, args.prompt_previous, args.speed)
+    for ctx, final in [(c, f) for c in args.audio_ctx for f in args.final]:
+        cost = decode_cost(engine, audio, clips, ctx, final)
+        r = run_config(engine, audio, clips, ctx, args.prompt_previous, args.speed, final)
         r.update(cost)
         report["configs"].append(r)
         print(
-            f"audio-ctx {ctx:4}: end of speech -> final p50 {r['latency_p50_s']:.2f} s, p95 {r['latency_p95_s']:.2f} s (max {r['latency_max_s']:.2f}); "
+            f"audio-ctx {ctx:4} final {final:10}: end of speech -> final p50 {r['latency_p50_s']:.2f} s, p95 {r['latency_p95_s']:.2f} s (max {r['latency_max_s']:.2f}); "
             f"final decode p50 {r['final_decode_p50_s']:.2f} s; partial interval p50 {r['partial_interval_p50_s']:.2f} s, p95 {r['partial_interval_p95_s']:.2f} s; "
             f"WER {r['wer']:.3f}; CPU load {r['cpu_load']:.2f} cores; load average {os.getloadavg()[0]:.2f}",
             flush=True,

@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--prompt-previous", action=argparse.BooleanOptionalAction, default=True, help="give the previous utterances' text as the prompt (default: on)")
     ls.add_argument("--partials", action=argparse.BooleanOptionalAction, default=None, help="show stable partial text on stderr (default: when stderr is a terminal)")
     ls.add_argument("--silence-ms", type=int, default=500, help="pause that ends an utterance (default: %(default)s)")
-    ls.add_argument("--audio-ctx", choices=["fit", "full"], default="fit", help="encoder window: fit the utterance (fast) or Whisper's full 30 s (default: %(default)s)")
+    ls.add_argument("--audio-ctx", choices=["fit", "full"], default="fit", help="the partials' encoder window: fit the utterance (fast) or Whisper's full 30 s (default: %(default)s)")
+    ls.add_argument("--final", choices=["window", "transcribe"], default="window", help="final decode of an utterance: on the partials' window (fast) or exactly as a file is transcribed (30 s window, timestamps, fallback: the file's words, ~0.4 s later; best with --no-prompt-previous) (default: %(default)s)")
     ls.add_argument("--recording", default=None, metavar="WAV", help="where to save the session's audio (default: a new file in the user data folder)")
     ls.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
 
@@ -327,7 +328,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         elif isinstance(ev, Notice):
             _err(("error: " if ev.error else "note: ") + ev.message)
 
-    decoder = WhisperUtteranceDecoder(engine, DecoderOptions(language=args.language, audio_ctx=args.audio_ctx))
+    decoder = WhisperUtteranceDecoder(engine, DecoderOptions(language=args.language, audio_ctx=args.audio_ctx, final=args.final))
     options = DictationOptions(
         prompt_previous=args.prompt_previous,
         partials=True,

@@ -75,7 +75,7 @@ def test_silero_vad_finds_speech_and_ignores_noise() -> None:
 
 
 def test_segmenter_cuts_at_pauses_with_padding() -> None:
-    seg = Segmenter(SegmenterOptions(min_silence_ms=480, pad_ms=192, min_speech_ms=96))
+    seg = Segmenter(SegmenterOptions(min_silence_ms=480, pad_ms=192, pre_pad_ms=256, min_speech_ms=96))
     # 10 frames silence, 30 speech, 10 silence (320 ms: too short to end), 20 speech, 30 silence, 2 speech (a click)
     probs = [0.0] * 10 + [0.9] * 30 + [0.1] * 10 + [0.9] * 20 + [0.0] * 30 + [0.9] * 2 + [0.0] * 30
     events = seg.push(probs)
@@ -84,7 +84,7 @@ def test_segmenter_cuts_at_pauses_with_padding() -> None:
     assert kinds == [("start", 0), ("pause", 0), ("pause", 0), ("end", 0), ("start", 1), ("discard", 1)]
     assert events[1].end == (40 + 6) * FRAME and events[2].end == events[3].end
     end = events[3]
-    assert end.start == (10 - 6) * FRAME  # 192 ms = 6 frames of padding before
+    assert end.start == (10 - 8) * FRAME  # 256 ms = 8 frames of lead-in before
     assert end.speech_end == 70 * FRAME
     assert end.end == (70 + 6) * FRAME
     # the open utterance is closed at flush

@@ -28,7 +28,11 @@ class SegmenterOptions:
     neg_threshold: float = 0.35
     min_silence_ms: int = 500
     min_speech_ms: int = 200
-    pad_ms: int = 200
+    pad_ms: int = 200  # kept after the last speech frame (waited for: adds latency)
+    # kept before the first speech frame. Costs no latency (the audio is in the ring
+    # buffer) and gives Whisper the lead-in a file has: with 200 ms, 8 of 9 eval-dev
+    # utterances transcribed as their file alone did; with 300-600 ms, 9 of 9
+    pre_pad_ms: int = 400
     max_utterance_s: float = 28.0
 
 
@@ -48,6 +52,7 @@ class Segmenter:
         self.options = options or SegmenterOptions()
         o = self.options
         self._pad = int(o.pad_ms * SAMPLE_RATE / 1000)
+        self._pre_pad = int(o.pre_pad_ms * SAMPLE_RATE / 1000)
         self._silence_frames = max(1, round(o.min_silence_ms * SAMPLE_RATE / 1000 / FRAME))
         self._min_speech_frames = max(1, round(o.min_speech_ms * SAMPLE_RATE / 1000 / FRAME))
         self._max_samples = int(o.max_utterance_s * SAMPLE_RATE)
@@ -83,7 +88,7 @@ class Segmenter:
             self.frame_index += 1
             if self.open is None:
                 if p >= o.threshold:
-                    start = max(self._prev_end, f_start - self._pad)
+                    start = max(self._prev_end, f_start - self._pre_pad)
                     self.open = SegmentEvent("start", self.index, start)
                     self._last_speech_end = f_end
                     self._silence_run = 0

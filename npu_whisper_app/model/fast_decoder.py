@@ -69,16 +69,14 @@ class FastDecoder(nn.Module):
         if quant != "none":
             import copy
 
-            from torch.ao.quantization import quantize_dynamic
-
-            layers = [quantize_dynamic(copy.deepcopy(layer), {nn.Linear}, dtype=torch.qint8) for layer in layers]
+            layers = [_int8(copy.deepcopy(layer)) for layer in layers]
             for q_layer, layer in zip(layers, (_Layer(b) for b in dec.blocks)):
                 # cross keys/values run once per window on 1500 frames: keep them exact
                 q_layer.ck, q_layer.cv = layer.ck, layer.cv
             if quant == "int8-logits":
                 proj = nn.Linear(self.n_state, self.token_embedding.weight.shape[0], bias=False)
                 proj.weight = nn.Parameter(self.token_embedding.weight.detach().clone(), requires_grad=False)
-                self.logits_proj = quantize_dynamic(nn.Sequential(proj), {nn.Linear}, dtype=torch.qint8)
+                self.logits_proj = _int8(nn.Sequential(proj))
         self.layers = nn.ModuleList(layers)
         tok = None
         try:
@@ -109,6 +107,19 @@ class FastDecoder(nn.Module):
         if self.logits_proj is not None:
             return self.logits_proj(x).float()
         return (x @ torch.transpose(self.token_embedding.weight.to(x.dtype), 0, 1)).float()
+
+
+def _int8(module: nn.Module) -> nn.Module:
+    """The module's Linear layers as dynamically quantised int8 (fbgemm), one scale per
+    output row: per-tensor scales moved words on eval-dev ("clubs" -> "Clos") where
+    per-row scales keep them."""
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's "migrate to torchao" notice
+        return quantize_dynamic(module, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
 
 
 def _heads(x: Tensor, n_head: int) -> Tensor:
