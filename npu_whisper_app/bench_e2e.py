@@ -103,6 +103,13 @@ def wer(refs: list[str], hyps: list[str]) -> float | None:
     return 100.0 * errors / words
 
 
+#: our pipeline's variants that ``--also`` adds as runners beside "ours": engine options
+VARIANTS: dict[str, dict[str, Any]] = {
+    "short-window": {"short_window": True},
+    "int8-decoder": {"decoder_quant": "int8"},
+}
+
+
 class OursRunner:
     """Our pipeline (the Engine) on the cpu device with the given options."""
 
@@ -159,6 +166,7 @@ def run_e2e_bench(
     engine_options: dict | None = None,
     limit: int = 0,
     threads: int = 0,
+    also: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     import torch
 
@@ -170,7 +178,11 @@ def run_e2e_bench(
         raise ValueError("no audio items to benchmark")
 
     runners: dict[str, Any] = {"ours": OursRunner(model, device, device_options, engine_options)}
-    peer_info: dict[str, dict[str, Any]] = {"ours": {"available": True, "description": runners["ours"].description}}
+    for variant in also:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}")
+        runners[f"ours+{variant}"] = OursRunner(model, device, device_options, {**(engine_options or {}), **VARIANTS[variant]})
+    peer_info: dict[str, dict[str, Any]] = {n: {"available": True, "description": r.description} for n, r in runners.items()}
     for name in peers:
         try:
             runners[name] = make_peer(name, model)
@@ -226,12 +238,17 @@ def run_e2e_bench(
                 row["same_text_as_openai"] = sum(normalize(a) == normalize(b) for a, b in zip(texts[set_name]["openai"], texts[set_name][n]))
             row["texts"] = texts[set_name][n]
             entry["runners"][n] = row
-        ours = entry["runners"]["ours"]
-        entry["ours_speedup"] = {
-            n: {"min": entry["runners"][n]["min_s"] / ours["min_s"], "median": entry["runners"][n]["median_s"] / ours["median_s"]}
-            for n in runners
-            if n != "ours"
+        ours_names = [n for n in runners if n.startswith("ours")]
+        # speed-up of each of our variants against each peer (peer time / our time)
+        entry["speedups"] = {
+            o: {
+                n: {"min": entry["runners"][n]["min_s"] / entry["runners"][o]["min_s"], "median": entry["runners"][n]["median_s"] / entry["runners"][o]["median_s"]}
+                for n in runners
+                if n not in ours_names
+            }
+            for o in ours_names
         }
+        entry["ours_speedup"] = entry["speedups"]["ours"]
         report["sets"][set_name] = entry
     for r in runners.values():
         r.close()
@@ -246,14 +263,15 @@ def format_report(report: dict[str, Any]) -> str:
     for set_name, entry in report["sets"].items():
         lines.append("")
         lines.append(f"[{set_name}] {entry['files']} file(s), {entry['audio_s']:.1f} s of audio")
-        lines.append(f"  {'runner':<15} {'min s':>7} {'median s':>9} {'RTF best':>9} {'RTF med':>8} {'WER %':>6} {'vs openai':>9}  ours x")
+        lines.append(f"  {'runner':<20} {'min s':>7} {'median s':>9} {'RTF best':>9} {'RTF med':>8} {'WER %':>6} {'vs openai':>9}")
         for n, row in entry["runners"].items():
             w = "-" if row["wer"] is None else f"{row['wer']:.1f}"
             vs = row.get("wer_vs_openai")
             vs_s = "-" if vs is None else f"{vs:.1f}"
-            sp = entry["ours_speedup"].get(n)
-            sp_s = "" if sp is None else f"{sp['min']:.2f} (med {sp['median']:.2f})"
-            lines.append(f"  {n:<15} {row['min_s']:>7.2f} {row['median_s']:>9.2f} {row['rtf']:>9.1f} {row['rtf_median']:>8.1f} {w:>6} {vs_s:>9}  {sp_s}")
+            lines.append(f"  {n:<20} {row['min_s']:>7.2f} {row['median_s']:>9.2f} {row['rtf']:>9.1f} {row['rtf_median']:>8.1f} {w:>6} {vs_s:>9}")
+        for o, peers_x in entry.get("speedups", {"ours": entry["ours_speedup"]}).items():
+            if peers_x:
+                lines.append(f"  {o} x: " + ", ".join(f"{n} {x['min']:.2f} (med {x['median']:.2f})" for n, x in peers_x.items()))
     lines.append("")
-    lines.append("RTF = seconds of audio per second of compute; 'ours x' = peer time / our time (>1: ours faster)")
+    lines.append("RTF = seconds of audio per second of compute; 'x' = peer time / our time (>1: ours faster)")
     return "\n".join(lines)

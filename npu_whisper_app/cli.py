@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--short", action="store_true", help="e2e: only the short clips")
     b.add_argument("--peers", default="openai,faster-whisper", help="e2e peers, comma separated (openai, faster-whisper; '' for none)")
     b.add_argument("--limit", type=int, default=0, help="e2e: first N items only")
+    b.add_argument("--also", default="", help="e2e: our variants to run beside ours, comma separated (short-window, int8-decoder)")
     b.add_argument("--fallback", action="store_true", help="e2e: temperature fallback 0,0.2,...,1.0 (default: greedy at 0 only)")
     b.add_argument("--beam_size", type=_optional_int, default=None)
     _add_speed_options(b)
@@ -131,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_speed_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decoder", choices=["fast", "openai"], default=None, help="text decoder: fast (preallocated kv cache, fused steps) or openai-whisper's own (default: fast)")
     p.add_argument("--decoder-quant", "--decoder_quant", choices=["none", "int8"], default=None, help="fast decoder weights: none (fp32, exact) or int8 dynamic quantisation")
-    p.add_argument("--short-window", "--short_window", type=_str2bool, nargs="?", const=True, default=None, help="encode only the audio's frames for clips under 30 s (changes accuracy: see README)")
+    p.add_argument("--short-window", "--short_window", type=_str2bool, nargs="?", const=True, default=None, help="encode each window over its audio + 3 s (at least 12 s) instead of 30 s: clips under 30 s and the last window of longer audio (changes some words: see README)")
 
 
 def _engine_options(args: argparse.Namespace) -> tuple[dict, dict]:
@@ -434,6 +435,7 @@ def _cmd_bench_e2e(args: argparse.Namespace, device_options: dict, engine_option
             engine_options=engine_options,
             limit=args.limit,
             threads=args.threads,
+            also=tuple(v.strip() for v in args.also.split(",") if v.strip()),
         )
     except (ModelError, DeviceError, ValueError, OSError) as exc:
         _err(f"error: {exc}")

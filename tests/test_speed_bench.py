@@ -51,6 +51,17 @@ def test_bench_e2e_json(manifest: Path, capsys) -> None:
     _check_report(data, ["openai"])
 
 
+def test_bench_e2e_runs_our_variants_beside_ours(manifest: Path, capsys) -> None:
+    rc = main(["bench", "--e2e", "--model", "tiny.en", "--manifest", str(manifest), "--repeat", "1", "--peers", "openai", "--also", "short-window", "--short", "--json"])
+    assert rc == 0
+    entry = json.loads(capsys.readouterr().out)["sets"]["short"]
+    assert set(entry["runners"]) == {"ours", "ours+short-window", "openai"}
+    assert set(entry["speedups"]) == {"ours", "ours+short-window"}
+    assert entry["speedups"]["ours+short-window"]["openai"]["min"] > 0
+    assert entry["runners"]["ours+short-window"]["wer"] is not None
+    assert main(["bench", "--e2e", "--model", "tiny.en", "--manifest", str(manifest), "--peers", "", "--also", "fp8"]) == 2
+
+
 def test_absent_peer_is_skipped_with_a_message(manifest: Path, capsys, monkeypatch) -> None:
     real = importlib.util.find_spec
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import whisper
@@ -81,3 +82,47 @@ def test_fused_residual_gemm() -> None:
     assert (out - (r + x @ w.weight + w.bias)).abs().max().item() < 1e-4
     g = dev.gemm(x, w, op="fc1", gelu=True)
     assert (g - torch.nn.functional.gelu(x @ w.weight + w.bias)).abs().max().item() < 1e-4
+
+
+def test_trimmed_frames_drops_the_zero_padding_in_whole_tiles() -> None:
+    from npu_whisper_app.model.encoder import trimmed_frames
+
+    mel = torch.zeros(2, 80, 3000)
+    mel[0, :, :700] = torch.randn(80, 700)
+    mel[1, :, :300] = torch.randn(80, 300)
+    assert trimmed_frames(mel, 0, 0) == 768  # the longer item's 700 frames, in 128-frame tiles
+    assert trimmed_frames(mel, 0, 300) == 1024
+    assert trimmed_frames(mel, 1200, 0) == 1280
+    assert trimmed_frames(mel, 0, 5000) == 3000
+    assert trimmed_frames(torch.zeros(80, 3000), 0, 0) == 0
+
+
+def test_short_window_encodes_each_window_over_its_audio() -> None:
+    """With short_window, a 5 s clip is encoded over 15 s (the 12 s minimum, in tiles), and
+    of a 40 s recording the first window whole and the last over its audio + 3 s; off, every
+    window is 30 s. The text stays speech either way."""
+    from media import EVAL_DEV
+    from npu_whisper_app.audio.decode import load_audio
+    from npu_whisper_app.pipeline import Engine, TranscribeOptions
+
+    eng = Engine("tiny.en", "cpu")
+    seen: list[int] = []
+    real = eng.encoder.encode_window
+    eng.encoder.encode_window = lambda mel: (seen.append(mel.shape[-1]), real(mel))[1]
+    clip = load_audio(EVAL_DEV / "jfk.flac")[: 5 * 16000]
+    long = np.concatenate([load_audio(EVAL_DEV / "jfk.flac")] * 4)[: 40 * 16000]
+    opts = TranscribeOptions(language="en", temperature=(0.0,))
+    assert eng.transcribe(clip, opts).text.strip()
+    assert seen == [3000]
+    eng.short_window = True
+    seen.clear()
+    short_text = eng.transcribe(clip, opts).text
+    assert "fellow" in short_text.lower()
+    assert seen == [1280]  # 12 s = 1200 frames -> 10 tiles of 128
+    seen.clear()
+    result = eng.transcribe(long, opts)
+    assert len(seen) >= 2 and seen[0] == 3000 and all(n < 3000 for n in seen[1:]), seen
+    assert "country" in result.text.lower()
+    assert eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,), word_timestamps=True)).text
+    assert seen[-1] == 3000  # word timestamps read cross-attention over the full window
+    eng.close()

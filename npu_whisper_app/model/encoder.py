@@ -87,6 +87,20 @@ def prepare_weights(encoder: nn.Module, device: Device) -> EncoderWeights:
     )
 
 
+TILE_MEL_FRAMES = 2 * 64  # mel frames per 64-row encoder tile (conv2 has stride 2)
+
+
+def trimmed_frames(mel: torch.Tensor, min_frames: int, margin_frames: int) -> int:
+    """How many of ``mel[..., n_frames]``'s frames to encode: up to the last column
+    that is not zero padding in any item, plus ``margin_frames``, at least
+    ``min_frames``, rounded up to whole tiles, at most all."""
+    n = mel.shape[-1]
+    used = (mel != 0).flatten(0, -2).any(0).nonzero()
+    content = int(used[-1, 0]) + 1 if used.numel() else 0
+    need = max(min_frames, content + margin_frames)
+    return min(n, -(-need // TILE_MEL_FRAMES) * TILE_MEL_FRAMES)
+
+
 class TiledEncoder(nn.Module):
     """Drop-in replacement for ``whisper.model.AudioEncoder`` running on a device.
 
@@ -122,6 +136,11 @@ class TiledEncoder(nn.Module):
         #: Whisper was trained on full 30 s windows: fewer frames are faster but change
         #: the input the model sees, so the pipeline offers it as an option only.
         self.frame_limit: int | None = None
+        #: ``(min_frames, margin_frames)``: encode each window only over its audio.
+        #: openai-whisper's transcribe zero-pads the last window's mel (exact 0.0
+        #: columns) to 3000 frames; with this set, those columns are dropped down to
+        #: the audio's frames + margin, at least min_frames, in whole attention tiles.
+        self.trim: tuple[int, int] | None = None
 
     @property
     def recorder(self):
@@ -213,6 +232,8 @@ class TiledEncoder(nn.Module):
         outs = []
         if self.frame_limit is not None and self.frame_limit < mel.shape[-1]:
             mel = mel[..., : self.frame_limit]
+        if self.trim is not None:
+            mel = mel[..., : trimmed_frames(mel, *self.trim)]
         for item in mel:
             if self._cache is not None and self._cache[0].shape == item.shape and torch.equal(self._cache[0], item):
                 outs.append(self._cache[1])
