@@ -89,10 +89,9 @@ def test_switched_off_by_environment(monkeypatch) -> None:
 def test_failed_build_falls_back_and_says_why(monkeypatch, tmp_path) -> None:
     bad = tmp_path / "cpu_attention.cpp"
     bad.write_text("#include <torch/extension.h>\nthis is not C++;\n")
-    monkeypatch.setattr(cpu_native, "SOURCE", bad)
-    monkeypatch.setattr(cpu_native, "_loaded", None)
-    monkeypatch.setattr(cpu_native, "_status", None)
-    monkeypatch.setattr(cpu_native, "build_dir", lambda: tmp_path / "build")
+    broken = cpu_native.NativeKernel("cpu_attention", bad, cpu_native._needs_blas)
+    monkeypatch.setattr(broken, "build_dir", lambda: tmp_path / "build")
+    monkeypatch.setattr(cpu_native, "ATTENTION", broken)
     assert cpu_native.load_attention_kernel() is None
     assert cpu_native.kernel_status().startswith("not built:")
     rec = Recorder()

@@ -1,12 +1,15 @@
-"""Builds, caches and loads the cpu device's compiled attention kernel (``cpu_attention.cpp``).
+"""Builds, caches and loads the cpu's compiled kernels.
 
-The kernel is compiled once per machine with torch's own extension builder (g++ and
-ninja) into the user cache directory, keyed by the source, torch, Python, compiler flags
-and the CPU's instruction set, so a cache shared between machines never loads a build
-for another CPU. ``scripts/setup.sh`` builds it at set-up; otherwise the first cpu device
-builds it (about 40 s). Where it cannot be built (no compiler, an exotic torch) the cpu
-device runs the same tiles as torch calls from Python, and :func:`kernel_status` says why.
-``NPU_WHISPER_NATIVE=0`` turns it off (for A/B benchmarks).
+- ``cpu_attention.cpp``: the cpu device's attention (timed head x query-tile items);
+- ``cpu_linear_f16.cpp``: the fast decoder's matrix-vector products on fp16 weights.
+
+Each is compiled once per machine with torch's own extension builder (g++ and ninja)
+into the user cache directory, keyed by the source, torch, Python, compiler flags and the
+CPU's instruction set, so a cache shared between machines never loads a build for
+another CPU. ``scripts/setup.sh`` builds them at set-up; otherwise the first use builds
+them (about 40 s each). Where one cannot be built (no compiler, an exotic torch) its
+user runs the same arithmetic as torch calls from Python, and ``status()`` says why.
+``NPU_WHISPER_NATIVE=0`` turns them off (for A/B benchmarks).
 """
 
 from __future__ import annotations
@@ -19,21 +22,17 @@ import sys
 import threading
 from pathlib import Path
 from types import ModuleType
+from typing import Callable
 
 import platformdirs
 import torch
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("cpu_attention.cpp")
 # -fopenmp: at::parallel_for then runs on torch's own OpenMP pool (the same libgomp.so.1,
 # loaded once by soname), the threads its gemms use.
 CFLAGS = ["-O3", "-march=native", "-std=c++17", "-fopenmp"]
 LDFLAGS = ["-fopenmp"]
-
-_lock = threading.Lock()
-_loaded: ModuleType | None = None
-_status: str | None = None
 
 
 def enabled() -> bool:
@@ -51,58 +50,91 @@ def _cpu_signature() -> str:
     return platform.processor() or platform.machine()
 
 
-def build_key() -> str:
-    h = hashlib.sha1()
-    for part in (SOURCE.read_bytes(), torch.__version__.encode(), sys.version.encode(), " ".join(CFLAGS + LDFLAGS).encode(),
-                 platform.machine().encode(), _cpu_signature().encode()):
-        h.update(part)
-        h.update(b"\0")
-    return h.hexdigest()[:12]
+class NativeKernel:
+    """One C++ source built into a Python module on first use (thread-safe, once)."""
+
+    def __init__(self, name: str, source: Path, check: Callable[[ModuleType], None] | None = None) -> None:
+        self.name = name
+        self.source = source
+        self.check = check
+        self._lock = threading.Lock()
+        self._loaded: ModuleType | None = None
+        self._status: str | None = None
+
+    def build_key(self) -> str:
+        h = hashlib.sha1()
+        for part in (self.source.read_bytes(), torch.__version__.encode(), sys.version.encode(), " ".join(CFLAGS + LDFLAGS).encode(),
+                     platform.machine().encode(), _cpu_signature().encode()):
+            h.update(part)
+            h.update(b"\0")
+        return h.hexdigest()[:12]
+
+    def build_dir(self) -> Path:
+        return Path(platformdirs.user_cache_dir("npu-whisper")) / "kernels" / f"{self.name}-{self.build_key()}"
+
+    def _build(self) -> ModuleType:
+        from torch.utils import cpp_extension  # imported late: it pulls in setuptools
+
+        where = self.build_dir()
+        where.mkdir(parents=True, exist_ok=True)
+        module = cpp_extension.load(
+            name=f"npuw_{self.name}_{self.build_key()}",
+            sources=[str(self.source)],
+            extra_cflags=CFLAGS,
+            extra_ldflags=LDFLAGS,
+            build_directory=str(where),
+            verbose=False,
+        )
+        if self.check is not None:
+            self.check(module)
+        return module
+
+    def load(self) -> ModuleType | None:
+        """The compiled module, building it on first use; None where it can't be had."""
+        if not enabled():
+            return None
+        with self._lock:
+            if self._loaded is None and self._status is None:
+                try:
+                    self._loaded = self._build()
+                    self._status = f"compiled ({self.build_dir()})"
+                except Exception as exc:  # a missing compiler, ninja or header: fall back, say why
+                    first = str(exc).strip().splitlines()
+                    self._status = f"not built: {type(exc).__name__}: {first[-1] if first else ''}"[:300]
+                    log.warning("cpu kernel %s %s; using torch calls from Python", self.name, self._status)
+            return self._loaded
+
+    def status(self) -> str:
+        """One line for ``npu-whisper devices``: whether the kernel is in use, or why not."""
+        if not enabled():
+            return "off (NPU_WHISPER_NATIVE=0)"
+        self.load()
+        return self._status or "not built"
+
+    def reset(self) -> None:
+        """Forget the loaded module and status (tests)."""
+        with self._lock:
+            self._loaded = None
+            self._status = None
 
 
-def build_dir() -> Path:
-    return Path(platformdirs.user_cache_dir("npu-whisper")) / "kernels" / f"cpu_attention-{build_key()}"
-
-
-def _build() -> ModuleType:
-    from torch.utils import cpp_extension  # imported late: it pulls in setuptools
-
-    key = build_key()
-    where = build_dir()
-    where.mkdir(parents=True, exist_ok=True)
-    module = cpp_extension.load(
-        name=f"npuw_cpu_attention_{key}",
-        sources=[str(SOURCE)],
-        extra_cflags=CFLAGS,
-        extra_ldflags=LDFLAGS,
-        build_directory=str(where),
-        verbose=False,
-    )
+def _needs_blas(module: ModuleType) -> None:
     if not module.has_blas():
         raise RuntimeError("this torch build exports no BLAS sgemm_")
-    return module
+
+
+HERE = Path(__file__).parent
+ATTENTION = NativeKernel("cpu_attention", HERE / "cpu_attention.cpp", _needs_blas)
+LINEAR_F16 = NativeKernel("cpu_linear_f16", HERE / "cpu_linear_f16.cpp")
 
 
 def load_attention_kernel() -> ModuleType | None:
-    """The compiled kernel module, building it on first use; None where it can't be had."""
-    global _loaded, _status
-    if not enabled():
-        return None
-    with _lock:
-        if _loaded is None and _status is None:
-            try:
-                _loaded = _build()
-                _status = f"compiled ({build_dir()})"
-            except Exception as exc:  # a missing compiler, ninja or header: fall back, say why
-                first = str(exc).strip().splitlines()
-                _status = f"not built: {type(exc).__name__}: {first[-1] if first else ''}"[:300]
-                log.warning("cpu attention kernel %s; using torch calls from Python", _status)
-        return _loaded
+    return ATTENTION.load()
 
 
 def kernel_status() -> str:
-    """One line for ``npu-whisper devices``: whether the compiled kernel is in use, or why not."""
-    if not enabled():
-        return "off (NPU_WHISPER_NATIVE=0)"
-    load_attention_kernel()
-    return _status or "not built"
+    return ATTENTION.status()
+
+
+def load_linear_f16_kernel() -> ModuleType | None:
+    return LINEAR_F16.load()

@@ -13,6 +13,10 @@ that carry a :class:`FastDecoder`:
 - the first pass (the prompt: up to 224 previous-text tokens plus the start tokens)
   computes vocabulary logits only for the two rows the loop reads (the start-of-transcript
   row for the no-speech probability and the last row), not for every prompt position;
+- the matrix-vector products of each token read fp16 copies of the weights (a small
+  compiled kernel, ``devices/cpu_linear_f16.cpp``, fp32 accumulation) where the weights
+  are exactly fp16 numbers, as every openai checkpoint's are: the same products, half the
+  memory traffic, which is what a decoded token's time is (base: 190 -> 95 MB a token);
 - optional ``quant="int8"``: the decoder's Linear layers (and, with ``int8-logits``, the
   vocabulary projection) as dynamically quantised int8 (fbgemm, VNNI), which changes the
   numbers a little and therefore may change tokens; the exact path is the default.
@@ -49,6 +53,30 @@ class _Layer(nn.Module):
         self.fc1, self.fc2 = block.mlp[0], block.mlp[2]
 
 
+MAX_F16_ROWS = 8  # the fp16 kernel's rows (beams); longer inputs (the prompt) use fp32
+
+
+class F16Linear(nn.Module):
+    """A Linear whose few-row calls read an fp16 copy of its weight (exactly equal when
+    the weight is fp16-exact); calls with more rows use the fp32 layer."""
+
+    def __init__(self, linear: nn.Linear, kernel: Any) -> None:
+        super().__init__()
+        self.full = linear
+        self.kernel = kernel
+        self.weight16 = linear.weight.detach().to(torch.float16).contiguous()
+        self.bias = None if linear.bias is None else linear.bias.detach()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.numel() // x.shape[-1] <= MAX_F16_ROWS and x.dtype == torch.float32:
+            return self.kernel.linear_f16(x, self.weight16, self.bias)
+        return self.full(x)
+
+
+def fp16_exact(t: Tensor) -> bool:
+    return bool(torch.equal(t.detach().to(torch.float16).to(t.dtype), t.detach()))
+
+
 class FastDecoder(nn.Module):
     """Holds the decoder's weights (shared with, or quantised copies of, the model's)."""
 
@@ -77,6 +105,12 @@ class FastDecoder(nn.Module):
                 proj = nn.Linear(self.n_state, self.token_embedding.weight.shape[0], bias=False)
                 proj.weight = nn.Parameter(self.token_embedding.weight.detach().clone(), requires_grad=False)
                 self.logits_proj = _int8(nn.Sequential(proj))
+        #: "fp16" when the tokens' products read fp16 copies of the weights, else "fp32"
+        self.weight_format = "fp32"
+        self.logits16: Tensor | None = None
+        self._kernel = None
+        if quant == "none":
+            self._use_fp16(dec, layers)
         self.layers = nn.ModuleList(layers)
         tok = None
         try:
@@ -90,6 +124,23 @@ class FastDecoder(nn.Module):
         #: polled before every token; True raises the encoder's ``Cancelled`` so a job
         #: (or a live partial overtaken by a final) stops between tokens, not at the end
         self.should_stop: Callable[[], bool] | None = None
+
+    def _use_fp16(self, dec: nn.Module, layers: list[_Layer]) -> None:
+        """fp16 weights for the per-token products, if the kernel builds and no weight
+        would change (an fp32-trained or fine-tuned checkpoint keeps fp32)."""
+        if not all(fp16_exact(p) for p in dec.parameters()):
+            return
+        from ..devices.cpu_native import load_linear_f16_kernel
+
+        kernel = load_linear_f16_kernel()
+        if kernel is None or self.n_state % kernel.lanes:
+            return
+        for layer in layers:
+            for name in ("q", "k", "v", "o", "cq", "co", "fc1", "fc2"):
+                setattr(layer, name, F16Linear(getattr(layer, name), kernel))
+        self.logits16 = self.token_embedding.weight.detach().to(torch.float16).contiguous()
+        self._kernel = kernel
+        self.weight_format = "fp16"
 
     # -- cross-attention keys/values, once per window ---------------------------------
     def cross_kv(self, xa: Tensor) -> list[tuple[Tensor, Tensor]]:
@@ -106,6 +157,8 @@ class FastDecoder(nn.Module):
     def logits(self, x: Tensor) -> Tensor:
         if self.logits_proj is not None:
             return self.logits_proj(x).float()
+        if self.logits16 is not None and x.dtype == torch.float32 and x.numel() // x.shape[-1] <= MAX_F16_ROWS:
+            return self._kernel.linear_f16(x, self.logits16, None)
         return (x @ torch.transpose(self.token_embedding.weight.to(x.dtype), 0, 1)).float()
 
 
