@@ -48,7 +48,9 @@ fi
 # --- default models: convert the packaged weights once into the user cache ----------------
 .venv/bin/python -c "from npu_whisper_app.model.resolve import load_whisper_model as l; l('base')" \
   || { echo "setup: could not prepare the default model (base)" >&2; exit 1; }
-# --- the cpu device's compiled attention kernel: build it once now rather than on first use --
+# --- the cpu's compiled kernels (attention; the decoder's fp16 products): build them now rather than on first use --
 .venv/bin/python -c "from npu_whisper_app.devices import cpu_native as c; k = c.load_attention_kernel(); print('setup: cpu attention kernel', c.kernel_status()); raise SystemExit(k is None)" \
   || echo "setup: the cpu attention kernel could not be built; the cpu device runs its tiles from Python (slower)" >&2
+.venv/bin/python -c "from npu_whisper_app.devices import cpu_native as c; k = c.load_decoder_kernel(); print('setup: decoder kernel', c.DECODER_F16.status()); raise SystemExit(k is None)" \
+  || echo "setup: the decoder's fp16 kernel could not be built; the fast decoder reads fp32 weights (slower)" >&2
 echo "setup: ready (.venv)"

@@ -111,6 +111,7 @@ class CpuDevice(Device):
             description=f"{platform.processor() or platform.machine()} · {os.cpu_count()} logical cores · torch {torch.__version__}",
             details={
                 "attention_kernel": cpu_native.kernel_status(),
+                "decoder_kernel": cpu_native.DECODER_F16.status(),
                 "native_bf16": native_bf16(),
                 "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
             },

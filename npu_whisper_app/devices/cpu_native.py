@@ -1,7 +1,7 @@
 """Builds, caches and loads the cpu's compiled kernels.
 
 - ``cpu_attention.cpp``: the cpu device's attention (timed head x query-tile items);
-- ``cpu_linear_f16.cpp``: the fast decoder's matrix-vector products on fp16 weights.
+- ``cpu_decoder_f16.cpp``: the fast decoder's per-token products and cross-attention on fp16 copies.
 
 Each is compiled once per machine with torch's own extension builder (g++ and ninja)
 into the user cache directory, keyed by the source, torch, Python, compiler flags and the
@@ -53,17 +53,18 @@ def _cpu_signature() -> str:
 class NativeKernel:
     """One C++ source built into a Python module on first use (thread-safe, once)."""
 
-    def __init__(self, name: str, source: Path, check: Callable[[ModuleType], None] | None = None) -> None:
+    def __init__(self, name: str, source: Path, check: Callable[[ModuleType], None] | None = None, cflags: list[str] | None = None) -> None:
         self.name = name
         self.source = source
         self.check = check
+        self.cflags = list(cflags or CFLAGS)
         self._lock = threading.Lock()
         self._loaded: ModuleType | None = None
         self._status: str | None = None
 
     def build_key(self) -> str:
         h = hashlib.sha1()
-        for part in (self.source.read_bytes(), torch.__version__.encode(), sys.version.encode(), " ".join(CFLAGS + LDFLAGS).encode(),
+        for part in (self.source.read_bytes(), torch.__version__.encode(), sys.version.encode(), " ".join(self.cflags + LDFLAGS).encode(),
                      platform.machine().encode(), _cpu_signature().encode()):
             h.update(part)
             h.update(b"\0")
@@ -80,7 +81,7 @@ class NativeKernel:
         module = cpp_extension.load(
             name=f"npuw_{self.name}_{self.build_key()}",
             sources=[str(self.source)],
-            extra_cflags=CFLAGS,
+            extra_cflags=self.cflags,
             extra_ldflags=LDFLAGS,
             build_directory=str(where),
             verbose=False,
@@ -125,7 +126,7 @@ def _needs_blas(module: ModuleType) -> None:
 
 HERE = Path(__file__).parent
 ATTENTION = NativeKernel("cpu_attention", HERE / "cpu_attention.cpp", _needs_blas)
-LINEAR_F16 = NativeKernel("cpu_linear_f16", HERE / "cpu_linear_f16.cpp")
+DECODER_F16 = NativeKernel("cpu_decoder_f16", HERE / "cpu_decoder_f16.cpp")
 
 
 def load_attention_kernel() -> ModuleType | None:
@@ -136,5 +137,5 @@ def kernel_status() -> str:
     return ATTENTION.status()
 
 
-def load_linear_f16_kernel() -> ModuleType | None:
-    return LINEAR_F16.load()
+def load_decoder_kernel() -> ModuleType | None:
+    return DECODER_F16.load()

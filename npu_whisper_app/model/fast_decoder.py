@@ -14,7 +14,7 @@ that carry a :class:`FastDecoder`:
   computes vocabulary logits only for the two rows the loop reads (the start-of-transcript
   row for the no-speech probability and the last row), not for every prompt position;
 - the matrix-vector products of each token read fp16 copies of the weights (a small
-  compiled kernel, ``devices/cpu_linear_f16.cpp``, fp32 accumulation) where the weights
+  compiled kernel, ``devices/cpu_decoder_f16.cpp``, fp32 accumulation) where the weights
   are exactly fp16 numbers, as every openai checkpoint's are: the same products, half the
   memory traffic, which is what a decoded token's time is (base: 190 -> 95 MB a token);
 - optional ``quant="int8"``: the decoder's Linear layers (and, with ``int8-logits``, the
@@ -67,10 +67,11 @@ class F16Linear(nn.Module):
         self.weight16 = linear.weight.detach().to(torch.float16).contiguous()
         self.bias = None if linear.bias is None else linear.bias.detach()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, gelu: bool = False) -> Tensor:
         if x.numel() // x.shape[-1] <= MAX_F16_ROWS and x.dtype == torch.float32:
-            return self.kernel.linear_f16(x, self.weight16, self.bias)
-        return self.full(x)
+            return self.kernel.linear_f16(x, self.weight16, self.bias, gelu)
+        y = self.full(x)
+        return F.gelu(y) if gelu else y
 
 
 def fp16_exact(t: Tensor) -> bool:
@@ -107,6 +108,9 @@ class FastDecoder(nn.Module):
                 self.logits_proj = _int8(nn.Sequential(proj))
         #: "fp16" when the tokens' products read fp16 copies of the weights, else "fp32"
         self.weight_format = "fp32"
+        #: per-token cross-attention reads fp16 copies of the window's keys/values
+        #: (rounded: not exact; AVX-512 only)
+        self.cross_fp16 = False
         self.logits16: Tensor | None = None
         self._kernel = None
         if quant == "none":
@@ -121,6 +125,7 @@ class FastDecoder(nn.Module):
             pass
         self.sot = tok.sot if tok is not None else None
         self._cross: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
+        self._cross16: list[tuple[Tensor, Tensor, int]] | None = None
         #: polled before every token; True raises the encoder's ``Cancelled`` so a job
         #: (or a live partial overtaken by a final) stops between tokens, not at the end
         self.should_stop: Callable[[], bool] | None = None
@@ -130,9 +135,9 @@ class FastDecoder(nn.Module):
         would change (an fp32-trained or fine-tuned checkpoint keeps fp32)."""
         if not all(fp16_exact(p) for p in dec.parameters()):
             return
-        from ..devices.cpu_native import load_linear_f16_kernel
+        from ..devices.cpu_native import load_decoder_kernel
 
-        kernel = load_linear_f16_kernel()
+        kernel = load_decoder_kernel()
         if kernel is None or self.n_state % kernel.lanes:
             return
         for layer in layers:
@@ -141,6 +146,7 @@ class FastDecoder(nn.Module):
         self.logits16 = self.token_embedding.weight.detach().to(torch.float16).contiguous()
         self._kernel = kernel
         self.weight_format = "fp16"
+        self.cross_fp16 = kernel.isa() == "avx512f" and self.n_state // self.n_head == 64
 
     # -- cross-attention keys/values, once per window ---------------------------------
     def cross_kv(self, xa: Tensor) -> list[tuple[Tensor, Tensor]]:
@@ -152,7 +158,21 @@ class FastDecoder(nn.Module):
         # attention then streams each head's keys/values instead of strided rows
         kv = [(_heads(layer.ck(xa), self.n_head).contiguous(), _heads(layer.cv(xa), self.n_head).contiguous()) for layer in self.layers]
         self._cross = (xa, kv)
+        self._cross16 = [_blocked_f16(k, v) for k, v in kv] if self.cross_fp16 else None
         return kv
+
+    def cross_attention(self, layer_index: int, q: Tensor, rep: int) -> Tensor | None:
+        """Per-token cross-attention on the fp16 copies: ``q[B, n, D]`` with B = windows x
+        ``rep`` beams; None where it does not apply (the prompt's many rows)."""
+        if self._cross16 is None:
+            return None
+        b, n, d = q.shape
+        rows = rep * n
+        if rows > MAX_F16_ROWS:
+            return None
+        kb, v16, t = self._cross16[layer_index]
+        out = self._kernel.cross_attention_f16(q.reshape(b // rep, rows, self.n_head, d // self.n_head), kb, v16, t)
+        return out.view(b, n, d)
 
     def logits(self, x: Tensor) -> Tensor:
         if self.logits_proj is not None:
@@ -175,6 +195,17 @@ def _int8(module: nn.Module) -> nn.Module:
         return quantize_dynamic(module, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
 
 
+def _blocked_f16(k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, int]:
+    """fp16 keys as [B, H, T/16, Dh, 16] blocks (zero-padded frames are never scored) and
+    fp16 values [B, H, T, Dh], for the cross-attention kernel."""
+    b, h, t, dh = k.shape
+    tp = -(-t // 16) * 16
+    kp = torch.zeros(b, h, tp, dh, dtype=torch.float16)
+    kp[:, :, :t] = k
+    kb = kp.view(b, h, tp // 16, 16, dh).transpose(3, 4).contiguous()
+    return kb, v.to(torch.float16).contiguous(), t
+
+
 def _heads(x: Tensor, n_head: int) -> Tensor:
     return x.view(*x.shape[:2], n_head, -1).permute(0, 2, 1, 3)
 
@@ -193,6 +224,7 @@ class FastInference(wdec.Inference):
         self.offset = 0
         self.cache: list[tuple[Tensor, Tensor]] | None = None
         self.cross: list[tuple[Tensor, Tensor]] | None = None
+        self.rep = 1
 
     def _alloc(self, batch: int, dtype: torch.dtype) -> None:
         fd = self.fast
@@ -210,9 +242,9 @@ class FastInference(wdec.Inference):
         if first:
             self._alloc(tokens.shape[0], audio_features.dtype)
             cross = fd.cross_kv(audio_features)
-            if tokens.shape[0] != audio_features.shape[0]:  # best-of / beams share one window
-                rep = tokens.shape[0] // audio_features.shape[0]
-                cross = [(k.repeat_interleave(rep, 0), v.repeat_interleave(rep, 0)) for k, v in cross]
+            self.rep = tokens.shape[0] // audio_features.shape[0]
+            if self.rep != 1:  # best-of / beams share one window
+                cross = [(k.repeat_interleave(self.rep, 0), v.repeat_interleave(self.rep, 0)) for k, v in cross]
             self.cross = cross
         elif tokens.shape[-1] > self.initial_token_length:
             tokens = tokens[:, -1:]
@@ -225,7 +257,7 @@ class FastInference(wdec.Inference):
         x = x.to(audio_features.dtype)
         causal = n > 1
         assert self.cache is not None and self.cross is not None
-        for layer, (kc, vc), (ck, cv) in zip(fd.layers, self.cache, self.cross):
+        for i, (layer, (kc, vc), (ck, cv)) in enumerate(zip(fd.layers, self.cache, self.cross)):
             # self-attention, kv written into the preallocated cache
             y = layer.attn_ln(x)
             q = layer.q(y)
@@ -235,9 +267,13 @@ class FastInference(wdec.Inference):
             x = x + layer.o(_merge(a))
             # cross-attention on the window's precomputed keys/values
             y = layer.cross_ln(x)
-            a = F.scaled_dot_product_attention(_heads(layer.cq(y), h), ck, cv)
-            x = x + layer.co(_merge(a))
-            x = x + layer.fc2(F.gelu(layer.fc1(layer.mlp_ln(x))))
+            q = layer.cq(y)
+            a = fd.cross_attention(i, q, self.rep)
+            if a is None:
+                a = _merge(F.scaled_dot_product_attention(_heads(q, h), ck, cv))
+            x = x + layer.co(a)
+            y = layer.mlp_ln(x)
+            x = x + layer.fc2(layer.fc1(y, gelu=True) if isinstance(layer.fc1, F16Linear) else F.gelu(layer.fc1(y)))
         self.offset = off + n
         if first and n > 2:
             # the loop reads only the start-of-transcript row (no-speech probability) and

@@ -1,4 +1,6 @@
-// y = x · Wᵀ + b for a few rows of x (decoding: one row per beam) with W stored as fp16.
+// The fast decoder's per-token kernels, reading fp16 copies of what each token reads.
+//
+// linear_f16: y = x · Wᵀ + b (optionally GELU) for a few rows of x (one per beam).
 //
 // Whisper's checkpoints are fp16, so its weights are exactly representable in fp16: the
 // products here are the fp32 products of the fp32 path, accumulated in fp32 (in another
@@ -10,15 +12,30 @@
 // are split over torch's own OpenMP threads (at::parallel_for), R rows at a time so that
 // each loaded slice of x feeds several independent accumulators.
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
+#define CPU_CAPABILITY_AVX512
+#define CPU_CAPABILITY AVX512
+#elif defined(__AVX2__) && defined(__FMA__)
+#define CPU_CAPABILITY_AVX2
+#define CPU_CAPABILITY AVX2
+#else
+#define CPU_CAPABILITY DEFAULT
+#endif
+
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
 #include <c10/util/Half.h>
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__F16C__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
 
+#include <cmath>
 #include <cstdint>
+#include <vector>
+#include <limits>
 
 namespace {
 
@@ -114,7 +131,12 @@ void run(const float* x, int64_t K, const uint16_t* W, int64_t N, const float* b
   for (int64_t n = blocks * R; n < N; ++n) rows<M, 1>(x, K, W, n, b, y, N);
 }
 
-torch::Tensor linear_f16(const torch::Tensor& x, const torch::Tensor& w, const c10::optional<torch::Tensor>& bias) {
+// GELU as torch's default (erf) form
+inline void gelu_inplace(float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = 0.5f * y[i] * (1.f + std::erf(y[i] * 0.70710678118654752f));
+}
+
+torch::Tensor linear_f16(const torch::Tensor& x, const torch::Tensor& w, const c10::optional<torch::Tensor>& bias, bool gelu) {
   TORCH_CHECK(x.scalar_type() == at::kFloat && w.scalar_type() == at::kHalf, "linear_f16: x float32, w float16");
   TORCH_CHECK(w.dim() == 2 && w.is_contiguous(), "linear_f16: w must be a contiguous [N, K] matrix");
   const int64_t N = w.size(0), K = w.size(1);
@@ -157,8 +179,108 @@ torch::Tensor linear_f16(const torch::Tensor& x, const torch::Tensor& w, const c
     default: run<8, 1>(xp, K, wp, N, b, yp); break;
 #endif
   }
+  if (gelu) gelu_inplace(yp, M * N);
   return y;
 }
+
+#if defined(__AVX512F__)
+using Vec = at::vec::Vectorized<float>;
+
+// x[j] = exp(x[j] - m) in place; returns the sum
+float exp_sum(float* x, int64_t n, float m) {
+  const Vec vm(m);
+  Vec acc(0.f);
+  int64_t j = 0;
+  for (; j + Vec::size() <= n; j += Vec::size()) {
+    const Vec e = (Vec::loadu(x + j) - vm).exp();
+    e.store(x + j);
+    acc = acc + e;
+  }
+  float s = at::vec::vec_reduce_all<float>([](Vec& a, Vec& b) { return a + b; }, acc);
+  for (; j < n; ++j) {
+    x[j] = std::exp(x[j] - m);
+    s += x[j];
+  }
+  return s;
+}
+
+// One decoded position's cross-attention for R query rows sharing one window's keys and
+// values (the beams of one audio window): per head, scores over all T frames, softmax,
+// weighted sum of values.
+//   q  [Bk, R, H, 64] fp32      kb [Bk, H, Tp/16, 64, 16] fp16 (keys, 16 frames a block)
+//   v  [Bk, H, T, 64] fp16      -> [Bk, R, H, 64] fp32
+// Keys are blocked so that 16 frames' scores come from 64 broadcast FMAs with no
+// horizontal sums, and each block is one contiguous 2 KB read.
+torch::Tensor cross_attention_f16(const torch::Tensor& q, const torch::Tensor& kb, const torch::Tensor& v, int64_t T) {
+  TORCH_CHECK(q.scalar_type() == at::kFloat && kb.scalar_type() == at::kHalf && v.scalar_type() == at::kHalf, "cross_attention_f16: types");
+  TORCH_CHECK(q.dim() == 4 && kb.dim() == 5 && v.dim() == 4 && kb.is_contiguous() && v.is_contiguous(), "cross_attention_f16: shapes");
+  const int64_t Bk = q.size(0), R = q.size(1), H = q.size(2), D = q.size(3);
+  const int64_t blocks = kb.size(2);
+  TORCH_CHECK(D == 64 && kb.size(3) == 64 && kb.size(4) == 16 && v.size(3) == 64, "cross_attention_f16: head size 64");
+  TORCH_CHECK(kb.size(0) == Bk && v.size(0) == Bk && kb.size(1) == H && v.size(1) == H && v.size(2) == T && blocks * 16 >= T, "cross_attention_f16: sizes");
+  TORCH_CHECK(R >= 1 && R <= 8, "cross_attention_f16: 1 to 8 rows per window");
+  const torch::Tensor qc = q.contiguous();
+  torch::Tensor out = torch::empty({Bk, R, H, D}, qc.options());
+  const float* qp = qc.data_ptr<float>();
+  const uint16_t* kp = reinterpret_cast<const uint16_t*>(kb.data_ptr<at::Half>());
+  const uint16_t* vp = reinterpret_cast<const uint16_t*>(v.data_ptr<at::Half>());
+  float* op = out.data_ptr<float>();
+  const float scale = 1.f / std::sqrt(static_cast<float>(D));
+  pybind11::gil_scoped_release nogil;
+  at::parallel_for(0, Bk * H, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<float> scores(static_cast<size_t>(R * blocks * 16));
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t bk = i / H, h = i % H;
+      const uint16_t* K = kp + (bk * H + h) * blocks * 64 * 16;
+      const uint16_t* V = vp + (bk * H + h) * T * 64;
+      const float* qrow[8];
+      for (int64_t r = 0; r < R; ++r) qrow[r] = qp + ((bk * R + r) * H + h) * D;
+      // scores[r][t] = scale * q_r · k_t
+      for (int64_t blk = 0; blk < blocks; ++blk) {
+        const uint16_t* kblk = K + blk * 64 * 16;
+        _mm_prefetch(reinterpret_cast<const char*>(kblk + 4 * 64 * 16), _MM_HINT_T0);
+        __m512 acc[8];
+        for (int64_t r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+        for (int64_t d = 0; d < 64; ++d) {
+          const __m512 k = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kblk + d * 16)));
+          for (int64_t r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qrow[r][d]), k, acc[r]);
+        }
+        for (int64_t r = 0; r < R; ++r) _mm512_storeu_ps(scores.data() + r * blocks * 16 + blk * 16, _mm512_mul_ps(acc[r], _mm512_set1_ps(scale)));
+      }
+      // softmax over the T real frames, then the weighted sum of values
+      float inv[8];
+      for (int64_t r = 0; r < R; ++r) {
+        float* s = scores.data() + r * blocks * 16;
+        float m = -std::numeric_limits<float>::infinity();
+        for (int64_t t = 0; t < T; ++t) m = std::max(m, s[t]);
+        inv[r] = 1.f / exp_sum(s, T, m);
+      }
+      __m512 o[8][4];
+      for (int64_t r = 0; r < R; ++r)
+        for (int c = 0; c < 4; ++c) o[r][c] = _mm512_setzero_ps();
+      for (int64_t t = 0; t < T; ++t) {
+        const uint16_t* vr = V + t * 64;
+        __m512 vv[4];
+        for (int c = 0; c < 4; ++c) vv[c] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vr + 16 * c)));
+        for (int64_t r = 0; r < R; ++r) {
+          const __m512 p = _mm512_set1_ps(scores[r * blocks * 16 + t]);
+          for (int c = 0; c < 4; ++c) o[r][c] = _mm512_fmadd_ps(p, vv[c], o[r][c]);
+        }
+      }
+      for (int64_t r = 0; r < R; ++r) {
+        float* dst = op + ((bk * R + r) * H + h) * D;
+        for (int c = 0; c < 4; ++c) _mm512_storeu_ps(dst + 16 * c, _mm512_mul_ps(o[r][c], _mm512_set1_ps(inv[r])));
+      }
+    }
+  });
+  return out;
+}
+#else
+torch::Tensor cross_attention_f16(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t) {
+  TORCH_CHECK(false, "cross_attention_f16 needs AVX-512");
+  return {};
+}
+#endif
 
 const char* isa() {
 #if defined(__AVX512F__)
@@ -173,8 +295,10 @@ const char* isa() {
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("linear_f16", &linear_f16, "x[..., K] float32 (1-8 rows) · w[N, K] float16ᵀ + bias -> [..., N] float32",
-        pybind11::arg("x"), pybind11::arg("w"), pybind11::arg("bias") = pybind11::none());
+  m.def("linear_f16", &linear_f16, "x[..., K] float32 (1-8 rows) · w[N, K] float16ᵀ + bias (then GELU) -> [..., N] float32",
+        pybind11::arg("x"), pybind11::arg("w"), pybind11::arg("bias") = pybind11::none(), pybind11::arg("gelu") = false);
+  m.def("cross_attention_f16", &cross_attention_f16, "q[Bk, R, H, 64] over blocked fp16 keys kb[Bk, H, T/16, 64, 16] and values v[Bk, H, T, 64]",
+        pybind11::arg("q"), pybind11::arg("kb"), pybind11::arg("v"), pybind11::arg("T"));
   m.def("isa", &isa, "the instruction set the kernel was compiled for");
   m.attr("lanes") = kLanes;
 }
