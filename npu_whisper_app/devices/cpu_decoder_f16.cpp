@@ -33,6 +33,7 @@
 #endif
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 #include <limits>
@@ -136,28 +137,8 @@ inline void gelu_inplace(float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = 0.5f * y[i] * (1.f + std::erf(y[i] * 0.70710678118654752f));
 }
 
-torch::Tensor linear_f16(const torch::Tensor& x, const torch::Tensor& w, const c10::optional<torch::Tensor>& bias, bool gelu) {
-  TORCH_CHECK(x.scalar_type() == at::kFloat && w.scalar_type() == at::kHalf, "linear_f16: x float32, w float16");
-  TORCH_CHECK(w.dim() == 2 && w.is_contiguous(), "linear_f16: w must be a contiguous [N, K] matrix");
-  const int64_t N = w.size(0), K = w.size(1);
-  TORCH_CHECK(x.size(-1) == K && K % kLanes == 0, "linear_f16: K must match and be a multiple of ", kLanes);
-  const torch::Tensor xc = x.contiguous();
-  const int64_t M = xc.numel() / K;
-  TORCH_CHECK(M >= 1 && M <= 8, "linear_f16: 1 to 8 rows");
-  const float* b = nullptr;
-  torch::Tensor bc;
-  if (bias.has_value() && bias->defined()) {
-    bc = bias->contiguous();
-    TORCH_CHECK(bc.scalar_type() == at::kFloat && bc.numel() == N, "linear_f16: bias float32 [N]");
-    b = bc.data_ptr<float>();
-  }
-  auto sizes = xc.sizes().vec();
-  sizes.back() = N;
-  torch::Tensor y = torch::empty(sizes, xc.options());
-  const float* xp = xc.data_ptr<float>();
-  const uint16_t* wp = reinterpret_cast<const uint16_t*>(w.data_ptr<at::Half>());
-  float* yp = y.data_ptr<float>();
-  pybind11::gil_scoped_release nogil;
+// y[M, N] = x[M, K] · W[N, K]ᵀ + b (then GELU); M from 1 to 8
+void linear_raw(const float* xp, int64_t M, int64_t K, const uint16_t* wp, int64_t N, const float* b, float* yp, bool gelu) {
   switch (M) {
 #if defined(__AVX512F__)
     case 1: run_row1(xp, K, wp, N, b, yp); break;
@@ -180,6 +161,31 @@ torch::Tensor linear_f16(const torch::Tensor& x, const torch::Tensor& w, const c
 #endif
   }
   if (gelu) gelu_inplace(yp, M * N);
+}
+
+torch::Tensor linear_f16(const torch::Tensor& x, const torch::Tensor& w, const c10::optional<torch::Tensor>& bias, bool gelu) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat && w.scalar_type() == at::kHalf, "linear_f16: x float32, w float16");
+  TORCH_CHECK(w.dim() == 2 && w.is_contiguous(), "linear_f16: w must be a contiguous [N, K] matrix");
+  const int64_t N = w.size(0), K = w.size(1);
+  TORCH_CHECK(x.size(-1) == K && K % kLanes == 0, "linear_f16: K must match and be a multiple of ", kLanes);
+  const torch::Tensor xc = x.contiguous();
+  const int64_t M = xc.numel() / K;
+  TORCH_CHECK(M >= 1 && M <= 8, "linear_f16: 1 to 8 rows");
+  const float* b = nullptr;
+  torch::Tensor bc;
+  if (bias.has_value() && bias->defined()) {
+    bc = bias->contiguous();
+    TORCH_CHECK(bc.scalar_type() == at::kFloat && bc.numel() == N, "linear_f16: bias float32 [N]");
+    b = bc.data_ptr<float>();
+  }
+  auto sizes = xc.sizes().vec();
+  sizes.back() = N;
+  torch::Tensor y = torch::empty(sizes, xc.options());
+  const float* xp = xc.data_ptr<float>();
+  const uint16_t* wp = reinterpret_cast<const uint16_t*>(w.data_ptr<at::Half>());
+  float* yp = y.data_ptr<float>();
+  pybind11::gil_scoped_release nogil;
+  linear_raw(xp, M, K, wp, N, b, yp, gelu);
   return y;
 }
 
@@ -211,22 +217,9 @@ float exp_sum(float* x, int64_t n, float m) {
 //   v  [Bk, H, T, 64] fp16      -> [Bk, R, H, 64] fp32
 // Keys are blocked so that 16 frames' scores come from 64 broadcast FMAs with no
 // horizontal sums, and each block is one contiguous 2 KB read.
-torch::Tensor cross_attention_f16(const torch::Tensor& q, const torch::Tensor& kb, const torch::Tensor& v, int64_t T) {
-  TORCH_CHECK(q.scalar_type() == at::kFloat && kb.scalar_type() == at::kHalf && v.scalar_type() == at::kHalf, "cross_attention_f16: types");
-  TORCH_CHECK(q.dim() == 4 && kb.dim() == 5 && v.dim() == 4 && kb.is_contiguous() && v.is_contiguous(), "cross_attention_f16: shapes");
-  const int64_t Bk = q.size(0), R = q.size(1), H = q.size(2), D = q.size(3);
-  const int64_t blocks = kb.size(2);
-  TORCH_CHECK(D == 64 && kb.size(3) == 64 && kb.size(4) == 16 && v.size(3) == 64, "cross_attention_f16: head size 64");
-  TORCH_CHECK(kb.size(0) == Bk && v.size(0) == Bk && kb.size(1) == H && v.size(1) == H && v.size(2) == T && blocks * 16 >= T, "cross_attention_f16: sizes");
-  TORCH_CHECK(R >= 1 && R <= 8, "cross_attention_f16: 1 to 8 rows per window");
-  const torch::Tensor qc = q.contiguous();
-  torch::Tensor out = torch::empty({Bk, R, H, D}, qc.options());
-  const float* qp = qc.data_ptr<float>();
-  const uint16_t* kp = reinterpret_cast<const uint16_t*>(kb.data_ptr<at::Half>());
-  const uint16_t* vp = reinterpret_cast<const uint16_t*>(v.data_ptr<at::Half>());
-  float* op = out.data_ptr<float>();
-  const float scale = 1.f / std::sqrt(static_cast<float>(D));
-  pybind11::gil_scoped_release nogil;
+void cross_raw(const float* qp, int64_t Bk, int64_t R, int64_t H, const uint16_t* kp, int64_t blocks, const uint16_t* vp, int64_t T, float* op) {
+  const int64_t D = 64;
+  const float scale = 0.125f;  // 1 / sqrt(64)
   at::parallel_for(0, Bk * H, 1, [&](int64_t i0, int64_t i1) {
     std::vector<float> scores(static_cast<size_t>(R * blocks * 16));
     for (int64_t i = i0; i < i1; ++i) {
@@ -273,11 +266,139 @@ torch::Tensor cross_attention_f16(const torch::Tensor& q, const torch::Tensor& k
       }
     }
   });
+}
+
+torch::Tensor cross_attention_f16(const torch::Tensor& q, const torch::Tensor& kb, const torch::Tensor& v, int64_t T) {
+  TORCH_CHECK(q.scalar_type() == at::kFloat && kb.scalar_type() == at::kHalf && v.scalar_type() == at::kHalf, "cross_attention_f16: types");
+  TORCH_CHECK(q.dim() == 4 && kb.dim() == 5 && v.dim() == 4 && kb.is_contiguous() && v.is_contiguous(), "cross_attention_f16: shapes");
+  const int64_t Bk = q.size(0), R = q.size(1), H = q.size(2), D = q.size(3);
+  const int64_t blocks = kb.size(2);
+  TORCH_CHECK(D == 64 && kb.size(3) == 64 && kb.size(4) == 16 && v.size(3) == 64, "cross_attention_f16: head size 64");
+  TORCH_CHECK(kb.size(0) == Bk && v.size(0) == Bk && kb.size(1) == H && v.size(1) == H && v.size(2) == T && blocks * 16 >= T, "cross_attention_f16: sizes");
+  TORCH_CHECK(R >= 1 && R <= 8, "cross_attention_f16: 1 to 8 rows per window");
+  const torch::Tensor qc = q.contiguous();
+  torch::Tensor out = torch::empty({Bk, R, H, D}, qc.options());
+  const float* qp = qc.data_ptr<float>();
+  const uint16_t* kp = reinterpret_cast<const uint16_t*>(kb.data_ptr<at::Half>());
+  const uint16_t* vp = reinterpret_cast<const uint16_t*>(v.data_ptr<at::Half>());
+  float* op = out.data_ptr<float>();
+  pybind11::gil_scoped_release nogil;
+  cross_raw(qp, Bk, R, H, kp, blocks, vp, T, op);
+  return out;
+}
+
+// LayerNorm of M rows of D (nn.LayerNorm, eps 1e-5)
+void layer_norm(const float* x, int64_t M, int64_t D, const float* g, const float* b, float* y) {
+  for (int64_t m = 0; m < M; ++m) {
+    const float* xr = x + m * D;
+    float* yr = y + m * D;
+    double mean = 0.0, var = 0.0;
+    for (int64_t i = 0; i < D; ++i) mean += xr[i];
+    mean /= static_cast<double>(D);
+    for (int64_t i = 0; i < D; ++i) {
+      const double d = xr[i] - mean;
+      var += d * d;
+    }
+    const float rstd = static_cast<float>(1.0 / std::sqrt(var / static_cast<double>(D) + 1e-5));
+    const float mu = static_cast<float>(mean);
+    for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - mu) * rstd * g[i] + b[i];
+  }
+}
+
+inline float dot64(const float* a, const float* b) {
+  __m512 s = _mm512_mul_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(b));
+  s = _mm512_fmadd_ps(_mm512_loadu_ps(a + 16), _mm512_loadu_ps(b + 16), s);
+  s = _mm512_fmadd_ps(_mm512_loadu_ps(a + 32), _mm512_loadu_ps(b + 32), s);
+  s = _mm512_fmadd_ps(_mm512_loadu_ps(a + 48), _mm512_loadu_ps(b + 48), s);
+  return _mm512_reduce_add_ps(s);
+}
+
+// Self-attention of M rows, each one new position at `off`, over its own cache rows
+// 0..off (keys/values fp32 [M, nctx, D], this position's already written).
+void self_attention(const float* q, const float* kc, const float* vc, int64_t M, int64_t H, int64_t nctx, int64_t D, int64_t off, float* out) {
+  const int64_t n = off + 1;
+  at::parallel_for(0, M * H, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<float> p(static_cast<size_t>(n));
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t m = i / H, h = i % H;
+      const float* qh = q + m * D + h * 64;
+      const float* K = kc + m * nctx * D + h * 64;
+      const float* V = vc + m * nctx * D + h * 64;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t t = 0; t < n; ++t) {
+        p[t] = 0.125f * dot64(qh, K + t * D);
+        mx = std::max(mx, p[t]);
+      }
+      const float inv = 1.f / exp_sum(p.data(), n, mx);
+      __m512 o[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+      for (int64_t t = 0; t < n; ++t) {
+        const __m512 pt = _mm512_set1_ps(p[t]);
+        for (int c = 0; c < 4; ++c) o[c] = _mm512_fmadd_ps(pt, _mm512_loadu_ps(V + t * D + 16 * c), o[c]);
+      }
+      for (int c = 0; c < 4; ++c) _mm512_storeu_ps(out + m * D + h * 64 + 16 * c, _mm512_mul_ps(o[c], _mm512_set1_ps(inv)));
+    }
+  });
+}
+
+const uint16_t* f16(const torch::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::Half>()); }
+const float* f32(const torch::Tensor& t) { return t.numel() ? t.data_ptr<float>() : nullptr; }
+
+// One decoded position through every decoder layer, for M rows (beams) of one new token
+// each: the Python loop's LayerNorms, fp16 products, kv-cache writes, self- and
+// cross-attention and GELU MLP in one call (no Python between them).
+//   x [M, D] fp32 (token + positional embedding), layers[i]: 22 tensors (see
+//   fast_decoder.FastDecoder.step_params), caches: kc0, vc0, kc1, ... [M, nctx, D],
+//   cross: kb0, v0, kb1, ... (fp16, per window), rep: rows per window.
+torch::Tensor decoder_step(const torch::Tensor& x, const std::vector<std::vector<torch::Tensor>>& layers,
+                           const std::vector<torch::Tensor>& caches, const std::vector<torch::Tensor>& cross,
+                           int64_t T, int64_t off, int64_t rep, int64_t H) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() == 2 && x.is_contiguous(), "decoder_step: x [M, D] float32");
+  const int64_t M = x.size(0), D = x.size(1);
+  TORCH_CHECK(M >= 1 && M <= 8 && M % rep == 0 && D == H * 64, "decoder_step: 1 to 8 rows, head size 64");
+  TORCH_CHECK(caches.size() == 2 * layers.size() && cross.size() == 2 * layers.size(), "decoder_step: one cache and one window per layer");
+  const int64_t nctx = caches[0].size(1);
+  TORCH_CHECK(off >= 0 && off < nctx, "decoder_step: decoder context exceeded");
+  torch::Tensor out = x.clone();
+  float* xp = out.data_ptr<float>();
+  std::vector<float> y(M * D), q(M * D), a(M * D), t(M * D), h(M * 4 * D);
+  pybind11::gil_scoped_release nogil;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const auto& P = layers[l];
+    float* kc = caches[2 * l].data_ptr<float>();
+    float* vc = caches[2 * l + 1].data_ptr<float>();
+    // self-attention, this position's key/value written into the cache
+    layer_norm(xp, M, D, f32(P[0]), f32(P[1]), y.data());
+    linear_raw(y.data(), M, D, f16(P[2]), D, f32(P[3]), q.data(), false);
+    linear_raw(y.data(), M, D, f16(P[4]), D, f32(P[5]), t.data(), false);
+    for (int64_t m = 0; m < M; ++m) std::copy(t.data() + m * D, t.data() + (m + 1) * D, kc + (m * nctx + off) * D);
+    linear_raw(y.data(), M, D, f16(P[6]), D, f32(P[7]), t.data(), false);
+    for (int64_t m = 0; m < M; ++m) std::copy(t.data() + m * D, t.data() + (m + 1) * D, vc + (m * nctx + off) * D);
+    self_attention(q.data(), kc, vc, M, H, nctx, D, off, a.data());
+    linear_raw(a.data(), M, D, f16(P[8]), D, f32(P[9]), t.data(), false);
+    for (int64_t i = 0; i < M * D; ++i) xp[i] += t[i];
+    // cross-attention on the window's fp16 keys/values
+    layer_norm(xp, M, D, f32(P[10]), f32(P[11]), y.data());
+    linear_raw(y.data(), M, D, f16(P[12]), D, f32(P[13]), q.data(), false);
+    const torch::Tensor& kb = cross[2 * l];
+    cross_raw(q.data(), M / rep, rep, H, f16(kb), kb.size(2), f16(cross[2 * l + 1]), T, a.data());
+    linear_raw(a.data(), M, D, f16(P[14]), D, f32(P[15]), t.data(), false);
+    for (int64_t i = 0; i < M * D; ++i) xp[i] += t[i];
+    // MLP
+    layer_norm(xp, M, D, f32(P[16]), f32(P[17]), y.data());
+    linear_raw(y.data(), M, D, f16(P[18]), 4 * D, f32(P[19]), h.data(), true);
+    linear_raw(h.data(), M, 4 * D, f16(P[20]), D, f32(P[21]), t.data(), false);
+    for (int64_t i = 0; i < M * D; ++i) xp[i] += t[i];
+  }
   return out;
 }
 #else
 torch::Tensor cross_attention_f16(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t) {
   TORCH_CHECK(false, "cross_attention_f16 needs AVX-512");
+  return {};
+}
+torch::Tensor decoder_step(const torch::Tensor&, const std::vector<std::vector<torch::Tensor>>&, const std::vector<torch::Tensor>&,
+                           const std::vector<torch::Tensor>&, int64_t, int64_t, int64_t, int64_t) {
+  TORCH_CHECK(false, "decoder_step needs AVX-512");
   return {};
 }
 #endif
@@ -299,6 +420,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         pybind11::arg("x"), pybind11::arg("w"), pybind11::arg("bias") = pybind11::none(), pybind11::arg("gelu") = false);
   m.def("cross_attention_f16", &cross_attention_f16, "q[Bk, R, H, 64] over blocked fp16 keys kb[Bk, H, T/16, 64, 16] and values v[Bk, H, T, 64]",
         pybind11::arg("q"), pybind11::arg("kb"), pybind11::arg("v"), pybind11::arg("T"));
+  m.def("decoder_step", &decoder_step, "one decoded position through every decoder layer (AVX-512)",
+        pybind11::arg("x"), pybind11::arg("layers"), pybind11::arg("caches"), pybind11::arg("cross"), pybind11::arg("T"),
+        pybind11::arg("off"), pybind11::arg("rep"), pybind11::arg("n_head"));
   m.def("isa", &isa, "the instruction set the kernel was compiled for");
   m.attr("lanes") = kLanes;
 }

@@ -111,6 +111,8 @@ class FastDecoder(nn.Module):
         #: per-token cross-attention reads fp16 copies of the window's keys/values
         #: (rounded: not exact; AVX-512 only)
         self.cross_fp16 = False
+        #: per layer, the tensors the compiled one-token step reads (None: Python loop)
+        self.step_params: list[list[Tensor]] | None = None
         self.logits16: Tensor | None = None
         self._kernel = None
         if quant == "none":
@@ -126,6 +128,7 @@ class FastDecoder(nn.Module):
         self.sot = tok.sot if tok is not None else None
         self._cross: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
         self._cross16: list[tuple[Tensor, Tensor, int]] | None = None
+        self._cross16_flat: list[Tensor] | None = None
         #: polled before every token; True raises the encoder's ``Cancelled`` so a job
         #: (or a live partial overtaken by a final) stops between tokens, not at the end
         self.should_stop: Callable[[], bool] | None = None
@@ -147,6 +150,8 @@ class FastDecoder(nn.Module):
         self._kernel = kernel
         self.weight_format = "fp16"
         self.cross_fp16 = kernel.isa() == "avx512f" and self.n_state // self.n_head == 64
+        if self.cross_fp16:
+            self.step_params = [_step_params(layer) for layer in layers]
 
     # -- cross-attention keys/values, once per window ---------------------------------
     def cross_kv(self, xa: Tensor) -> list[tuple[Tensor, Tensor]]:
@@ -159,7 +164,18 @@ class FastDecoder(nn.Module):
         kv = [(_heads(layer.ck(xa), self.n_head).contiguous(), _heads(layer.cv(xa), self.n_head).contiguous()) for layer in self.layers]
         self._cross = (xa, kv)
         self._cross16 = [_blocked_f16(k, v) for k, v in kv] if self.cross_fp16 else None
+        self._cross16_flat = [t for kb, v16, _ in self._cross16 for t in (kb, v16)] if self._cross16 else None
         return kv
+
+    def step(self, x: Tensor, cache: list[tuple[Tensor, Tensor]], off: int, rep: int) -> Tensor | None:
+        """One new token per row (``x[B, 1, D]``, embedded) through every layer in one
+        compiled call; None where it does not apply (no kernel, more than 8 rows)."""
+        if self.step_params is None or self._cross16 is None or x.shape[0] > MAX_F16_ROWS or x.shape[1] != 1:
+            return None
+        caches = [t for kv in cache for t in kv]
+        t = self._cross16[0][2]
+        out = self._kernel.decoder_step(x.reshape(x.shape[0], -1).contiguous(), self.step_params, caches, self._cross16_flat, t, off, rep, self.n_head)
+        return out.view_as(x)
 
     def cross_attention(self, layer_index: int, q: Tensor, rep: int) -> Tensor | None:
         """Per-token cross-attention on the fp16 copies: ``q[B, n, D]`` with B = windows x
@@ -193,6 +209,23 @@ def _int8(module: nn.Module) -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's "migrate to torchao" notice
         return quantize_dynamic(module, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+
+
+def _step_params(layer: _Layer) -> list[Tensor]:
+    """The 22 tensors of one layer in ``decoder_step``'s order (an absent bias: empty)."""
+    none = torch.empty(0)
+
+    def lin(m: F16Linear) -> list[Tensor]:
+        return [m.weight16, m.bias if m.bias is not None else none]
+
+    def ln(m: nn.Module) -> list[Tensor]:
+        return [m.weight.detach().float().contiguous(), m.bias.detach().float().contiguous()]
+
+    return [
+        *ln(layer.attn_ln), *lin(layer.q), *lin(layer.k), *lin(layer.v), *lin(layer.o),
+        *ln(layer.cross_ln), *lin(layer.cq), *lin(layer.co),
+        *ln(layer.mlp_ln), *lin(layer.fc1), *lin(layer.fc2),
+    ]
 
 
 def _blocked_f16(k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, int]:
@@ -257,6 +290,11 @@ class FastInference(wdec.Inference):
         x = x.to(audio_features.dtype)
         causal = n > 1
         assert self.cache is not None and self.cross is not None
+        if not first and x.dtype == torch.float32:
+            stepped = fd.step(x, self.cache, off, self.rep)
+            if stepped is not None:
+                self.offset = off + n
+                return fd.logits(fd.ln(stepped))
         for i, (layer, (kc, vc), (ck, cv)) in enumerate(zip(fd.layers, self.cache, self.cross)):
             # self-attention, kv written into the preallocated cache
             y = layer.attn_ln(x)
