@@ -65,12 +65,13 @@ def parse_lines(out: str) -> list[tuple[float, float, str]]:
     return rows
 
 
-def test_listen_cli_matches_file_transcripts(engine, sequence, tmp_path: Path) -> None:
+@pytest.mark.parametrize("final", [[], ["--final", "transcribe", "--no-prompt-previous"]], ids=["window", "transcribe"])
+def test_listen_cli_matches_file_transcripts(engine, sequence, tmp_path: Path, final: list[str]) -> None:
     path, spans = sequence
     rec = tmp_path / "rec.wav"
     proc = subprocess.run(
         [sys.executable, "-m", "npu_whisper_app.cli", "listen", "--model", "tiny.en", "--device", "cpu",
-         "--input", str(path), "--speed", "1.5", "--recording", str(rec), "--output", str(tmp_path / "out.txt")],
+         "--input", str(path), "--speed", "1.5", "--recording", str(rec), "--output", str(tmp_path / "out.txt"), *final],
         cwd=ROOT, capture_output=True, text=True, timeout=180,
     )
     assert proc.returncode == 0, proc.stderr
@@ -79,7 +80,9 @@ def test_listen_cli_matches_file_transcripts(engine, sequence, tmp_path: Path) -
     from npu_whisper_app.pipeline import TranscribeOptions
 
     for (start, end, text), clip, (c0, c1) in zip(lines, CLIPS, spans):
-        alone = engine.transcribe(EVAL_DEV / clip, TranscribeOptions(language="en", temperature=(0.0,))).text
+        # the file alone as `transcribe` does it (the transcribe final: with its fallback)
+        opts = TranscribeOptions(language="en") if final else TranscribeOptions(language="en", temperature=(0.0,))
+        alone = engine.transcribe(EVAL_DEV / clip, opts).text
         assert norm_words(text) == norm_words(alone), (clip, text, alone)
         # each utterance lies on its clip (VAD padding aside): nothing from the pauses
         assert c0 - 0.45 <= start and end <= c1 + 0.35, (clip, start, end, c0, c1)
