@@ -80,6 +80,9 @@ class TranscribeOptions:
     append_punctuations: str = "\"'.。,，!！?？:：”)]}、"
     clip_timestamps: str = "0"
     hallucination_silence_threshold: float | None = None
+    #: ours, not openai-whisper's: encode each window over its audio (see Engine._trim);
+    #: the Engine's own ``short_window`` turns it on for every job
+    short_window: bool = False
 
     def whisper_kwargs(self, multilingual: bool) -> dict[str, Any]:
         language = self.language
@@ -350,7 +353,7 @@ class Engine:
         margin (at least ``short_window_min_s``) instead of Whisper's full 30 s: every
         clip under 30 s and the last window of longer audio. Off for word timestamps
         (their alignment reads cross-attention over the full window)."""
-        if not self.short_window or options.word_timestamps:
+        if not (self.short_window or options.short_window) or options.word_timestamps:
             return None
         per_s = SAMPLE_RATE / whisper.audio.HOP_LENGTH
         return int(self.short_window_min_s * per_s), int(self.short_window_margin_s * per_s)

@@ -36,13 +36,15 @@ def test_settings_survive_a_restart(qtbot, env):
     w.options.language.setCurrentIndex(w.options.language.findData("de"))
     w.options.task.setCurrentIndex(w.options.task.findData("translate"))
     w.options.word_timestamps.setChecked(True)
+    w.options.short_window.setChecked(True)
     w.choices.recent_files = ["/x/a.wav"]
     close_window(w)
     assert (env / "settings.ini").exists()
 
     w2 = _window(qtbot)
     c = w2.options.read(w2.choices)
-    assert (c.model, c.language, c.task, c.word_timestamps) == ("tiny.en", "de", "translate", True)
+    assert (c.model, c.language, c.task, c.word_timestamps, c.short_window) == ("tiny.en", "de", "translate", True, True)
+    assert w2._options().short_window  # the job gets it
     assert w2.choices.recent_files == ["/x/a.wav"]
     assert [a.text() for a in w2.recent_menu.actions()][0] == "a.wav"
     close_window(w2)

@@ -126,3 +126,21 @@ def test_short_window_encodes_each_window_over_its_audio() -> None:
     assert eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,), word_timestamps=True)).text
     assert seen[-1] == 3000  # word timestamps read cross-attention over the full window
     eng.close()
+
+
+def test_short_window_as_a_job_option() -> None:
+    """``TranscribeOptions.short_window`` (the app's checkbox) trims one job's windows."""
+    from media import EVAL_DEV
+    from npu_whisper_app.audio.decode import load_audio
+    from npu_whisper_app.pipeline import Engine, TranscribeOptions
+
+    eng = Engine("tiny.en", "cpu")
+    seen: list[int] = []
+    real = eng.encoder.encode_window
+    eng.encoder.encode_window = lambda mel: (seen.append(mel.shape[-1]), real(mel))[1]
+    clip = load_audio(EVAL_DEV / "jfk.flac")[: 5 * 16000]
+    eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,), short_window=True))
+    eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,)))
+    assert seen == [1280, 3000]
+    assert "short_window" not in TranscribeOptions(short_window=True).whisper_kwargs(False)
+    eng.close()

@@ -275,7 +275,7 @@ class MainWindow(QMainWindow):
 
     def _options(self) -> TranscribeOptions:
         c = self.choices
-        return TranscribeOptions(language=c.language, task=c.task, word_timestamps=c.word_timestamps)
+        return TranscribeOptions(language=c.language, task=c.task, word_timestamps=c.word_timestamps, short_window=c.short_window)
 
     # -- audio in --------------------------------------------------------------------------
     def open_dialog(self) -> None:
