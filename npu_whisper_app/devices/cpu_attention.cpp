@@ -13,19 +13,9 @@
 // Heads (then tiles) run in parallel on torch's own intra-op (OpenMP) threads, the ones
 // its gemms use, so no second pool competes with them for the cores; the GIL is released.
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
-#define CPU_CAPABILITY_AVX512
-#define CPU_CAPABILITY AVX512
-#elif defined(__AVX2__) && defined(__FMA__)
-#define CPU_CAPABILITY_AVX2
-#define CPU_CAPABILITY AVX2
-#else
-#define CPU_CAPABILITY DEFAULT
-#endif
+#include "cpu_vec.h"
 
 #include <torch/extension.h>
-#include <ATen/cpu/vec/functional.h>
-#include <ATen/cpu/vec/vec.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 #include <time.h>
@@ -36,7 +26,9 @@
 
 namespace {
 
-using Vec = at::vec::Vectorized<float>;
+using npuw::exp_sum;
+using npuw::row_max;
+using Vec = npuw::Vec;
 using sgemm_fn = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
                           const int*, const float*, const int*, const float*, float*, const int*);
 
@@ -57,32 +49,6 @@ void gemm_rm(int m, int n, int k, float alpha, const float* a, int lda, const fl
              float beta, float* c, int ldc) {
   // BLAS is column-major: compute C^T[n,m] = op(B)^T[n,k] @ A^T[k,m]
   blas_sgemm()(b_trans ? "T" : "N", "N", &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
-}
-
-float row_max(const float* x, int n) {
-  int j = 0;
-  Vec acc(-INFINITY);
-  for (; j + Vec::size() <= n; j += Vec::size()) acc = at::vec::maximum(acc, Vec::loadu(x + j));
-  float mx = at::vec::vec_reduce_all<float>([](Vec& a, Vec& b) { return at::vec::maximum(a, b); }, acc);
-  for (; j < n; ++j) mx = std::max(mx, x[j]);
-  return mx;
-}
-
-// x[j] = exp(x[j] - m) in place; returns the sum.
-float exp_sum(float* x, int n, float m) {
-  int j = 0;
-  Vec acc(0.f), vm(m);
-  for (; j + Vec::size() <= n; j += Vec::size()) {
-    const Vec e = (Vec::loadu(x + j) - vm).exp();
-    e.store(x + j);
-    acc = acc + e;
-  }
-  float s = at::vec::vec_reduce_all<float>([](Vec& a, Vec& b) { return a + b; }, acc);
-  for (; j < n; ++j) {
-    x[j] = std::exp(x[j] - m);
-    s += x[j];
-  }
-  return s;
 }
 
 }  // namespace

@@ -12,20 +12,10 @@
 // are split over torch's own OpenMP threads (at::parallel_for), R rows at a time so that
 // each loaded slice of x feeds several independent accumulators.
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
-#define CPU_CAPABILITY_AVX512
-#define CPU_CAPABILITY AVX512
-#elif defined(__AVX2__) && defined(__FMA__)
-#define CPU_CAPABILITY_AVX2
-#define CPU_CAPABILITY AVX2
-#else
-#define CPU_CAPABILITY DEFAULT
-#endif
+#include "cpu_vec.h"
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
-#include <ATen/cpu/vec/functional.h>
-#include <ATen/cpu/vec/vec.h>
 #include <c10/util/Half.h>
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__F16C__) && defined(__FMA__))
@@ -132,6 +122,21 @@ void run(const float* x, int64_t K, const uint16_t* W, int64_t N, const float* b
   for (int64_t n = blocks * R; n < N; ++n) rows<M, 1>(x, K, W, n, b, y, N);
 }
 
+// rows of W per work step: M x R accumulators and R weight vectors fit the registers
+// (32 zmm with AVX-512, 16 ymm with AVX2)
+#if defined(__AVX512F__)
+template <int M>
+constexpr int kRows = M <= 5 ? 4 : 2;
+#else
+template <int M>
+constexpr int kRows = M <= 4 ? 2 : 1;
+#endif
+
+template <int M>
+void run_m(const float* x, int64_t K, const uint16_t* W, int64_t N, const float* b, float* y) {
+  run<M, kRows<M>>(x, K, W, N, b, y);
+}
+
 // GELU as torch's default (erf) form
 inline void gelu_inplace(float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = 0.5f * y[i] * (1.f + std::erf(y[i] * 0.70710678118654752f));
@@ -140,25 +145,20 @@ inline void gelu_inplace(float* y, int64_t n) {
 // y[M, N] = x[M, K] · W[N, K]ᵀ + b (then GELU); M from 1 to 8
 void linear_raw(const float* xp, int64_t M, int64_t K, const uint16_t* wp, int64_t N, const float* b, float* yp, bool gelu) {
   switch (M) {
+    case 1:
 #if defined(__AVX512F__)
-    case 1: run_row1(xp, K, wp, N, b, yp); break;
-    case 2: run<2, 4>(xp, K, wp, N, b, yp); break;
-    case 3: run<3, 4>(xp, K, wp, N, b, yp); break;
-    case 4: run<4, 4>(xp, K, wp, N, b, yp); break;
-    case 5: run<5, 4>(xp, K, wp, N, b, yp); break;
-    case 6: run<6, 2>(xp, K, wp, N, b, yp); break;
-    case 7: run<7, 2>(xp, K, wp, N, b, yp); break;
-    default: run<8, 2>(xp, K, wp, N, b, yp); break;
+      run_row1(xp, K, wp, N, b, yp);
 #else
-    case 1: run<1, 4>(xp, K, wp, N, b, yp); break;
-    case 2: run<2, 2>(xp, K, wp, N, b, yp); break;
-    case 3: run<3, 2>(xp, K, wp, N, b, yp); break;
-    case 4: run<4, 2>(xp, K, wp, N, b, yp); break;
-    case 5: run<5, 1>(xp, K, wp, N, b, yp); break;
-    case 6: run<6, 1>(xp, K, wp, N, b, yp); break;
-    case 7: run<7, 1>(xp, K, wp, N, b, yp); break;
-    default: run<8, 1>(xp, K, wp, N, b, yp); break;
+      run_m<1>(xp, K, wp, N, b, yp);
 #endif
+      break;
+    case 2: run_m<2>(xp, K, wp, N, b, yp); break;
+    case 3: run_m<3>(xp, K, wp, N, b, yp); break;
+    case 4: run_m<4>(xp, K, wp, N, b, yp); break;
+    case 5: run_m<5>(xp, K, wp, N, b, yp); break;
+    case 6: run_m<6>(xp, K, wp, N, b, yp); break;
+    case 7: run_m<7>(xp, K, wp, N, b, yp); break;
+    default: run_m<8>(xp, K, wp, N, b, yp); break;
   }
   if (gelu) gelu_inplace(yp, M * N);
 }
@@ -190,25 +190,7 @@ torch::Tensor linear_f16(const torch::Tensor& x, const torch::Tensor& w, const c
 }
 
 #if defined(__AVX512F__)
-using Vec = at::vec::Vectorized<float>;
-
-// x[j] = exp(x[j] - m) in place; returns the sum
-float exp_sum(float* x, int64_t n, float m) {
-  const Vec vm(m);
-  Vec acc(0.f);
-  int64_t j = 0;
-  for (; j + Vec::size() <= n; j += Vec::size()) {
-    const Vec e = (Vec::loadu(x + j) - vm).exp();
-    e.store(x + j);
-    acc = acc + e;
-  }
-  float s = at::vec::vec_reduce_all<float>([](Vec& a, Vec& b) { return a + b; }, acc);
-  for (; j < n; ++j) {
-    x[j] = std::exp(x[j] - m);
-    s += x[j];
-  }
-  return s;
-}
+using npuw::exp_sum;
 
 // One decoded position's cross-attention for R query rows sharing one window's keys and
 // values (the beams of one audio window): per head, scores over all T frames, softmax,

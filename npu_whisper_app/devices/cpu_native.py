@@ -64,7 +64,7 @@ class NativeKernel:
 
     def build_key(self) -> str:
         h = hashlib.sha1()
-        for part in (self.source.read_bytes(), torch.__version__.encode(), sys.version.encode(), " ".join(self.cflags + LDFLAGS).encode(),
+        for part in (self.source.read_bytes(), *(h.read_bytes() for h in sorted(self.source.parent.glob("*.h"))), torch.__version__.encode(), sys.version.encode(), " ".join(self.cflags + LDFLAGS).encode(),
                      platform.machine().encode(), _cpu_signature().encode()):
             h.update(part)
             h.update(b"\0")
