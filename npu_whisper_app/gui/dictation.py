@@ -155,6 +155,11 @@ class DictationWidget(QWidget):
         self.copy_button = QPushButton("Copy all")
         self.clear_button = QPushButton("Clear")
         self.auto_copy = QCheckBox("Auto-copy each utterance")
+        self.exact_words = QCheckBox("Exact words")
+        self.exact_words.setToolTip(
+            "Decode each finished utterance exactly as a file is transcribed (the words a file "
+            "would get, about 0.4 s later) and without the previous text as prompt"
+        )
         self.meter = QProgressBar()
         self.meter.setRange(0, 60)
         self.meter.setTextVisible(False)
@@ -175,6 +180,7 @@ class DictationWidget(QWidget):
         bottom.addWidget(self.copy_button)
         bottom.addWidget(self.clear_button)
         bottom.addWidget(self.auto_copy)
+        bottom.addWidget(self.exact_words)
         bottom.addStretch(1)
         bottom.addWidget(self.status)
         lay = QVBoxLayout(self)
@@ -235,6 +241,10 @@ class DictationWidget(QWidget):
         from ..live.dictation import new_wav_path
 
         opts = replace(self.options, wav_path=new_wav_path(self.wav_dir) if self.wav_dir or not self.options.wav_path else self.options.wav_path)
+        if self.exact_words.isChecked():
+            opts = replace(opts, final="transcribe", prompt_previous=False)
+        else:
+            opts = replace(opts, final="window")
         self.running = True
         self.errors.clear()
         self.start_button.setText("Stop")

@@ -58,6 +58,9 @@ class DictationOptions:
     ring_seconds: float = 60.0
     wav_path: str | Path | None = None  # None: a new file in default_dictation_dir()
     transcript: bool = True  # append final lines to <wav>.txt
+    # the final decode for this session ("window" | "transcribe", see live/decoder.py);
+    # None: the decoder's own option
+    final: str | None = None
     level_interval_s: float = 0.05
 
 
@@ -143,6 +146,8 @@ class DictationSession:
         self.options = options or DictationOptions()
         self.on_event = on_event
         o = self.options
+        if o.final is not None and hasattr(getattr(decoder, "options", None), "final"):
+            decoder.options.final = o.final
         self.ring = RingBuffer(int(o.ring_seconds * SAMPLE_RATE))
         self.vad = create_vad(o.vad, on_notice=self._notice)
         self.segmenter = Segmenter(o.segmenter)
