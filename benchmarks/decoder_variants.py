@@ -3,8 +3,10 @@
     PYTHONPATH=. python benchmarks/decoder_variants.py base 3 openai,none,int8,int8-logits,sw3 [long]
 
 Variants: ``openai`` (openai-whisper's own decoder inference with hooks), ``none`` (fast
-decoder, exact), ``int8`` / ``int8-logits`` (fast decoder quantised), ``swN`` (fast decoder
-+ short window with N s margin). Prints total and non-encoder time (min/median), RTF,
+decoder as it ships: fp16 weight copies, one compiled call per token), ``fp32`` (fast
+decoder, Python loop on the fp32 weights: no compiled kernel), ``fp16-loop`` (fp16 products
+and cross-attention from the Python loop, no one-call step), ``int8`` / ``int8-logits``
+(fast decoder quantised), ``swN`` (fast decoder + short window with N s margin). Prints total and non-encoder time (min/median), RTF,
 how many transcripts equal the first variant's, WER, and the differing texts.
 """
 
@@ -28,6 +30,18 @@ for v in variants:
         engines[v].short_window_margin_s = float(v[2:])
     elif v == "openai":
         engines[v] = Engine(name, "cpu", decoder="openai")
+    elif v in ("fp32", "fp16-loop"):
+        from npu_whisper_app.devices import cpu_native
+        from npu_whisper_app.model import fast_decoder
+
+        engines[v] = Engine(name, "cpu", decoder="fast")
+        if v == "fp32":
+            real = cpu_native.load_decoder_kernel
+            cpu_native.load_decoder_kernel = lambda: None  # the fast decoder without its kernel
+            engines[v].fast_decoder = fast_decoder.attach_fast_decoder(engines[v].model)
+            cpu_native.load_decoder_kernel = real
+        else:
+            engines[v].fast_decoder.step_params = None
     else:
         engines[v] = Engine(name, "cpu", decoder="fast", decoder_quant=v)
 opts = TranscribeOptions(language="en", temperature=(0.0,))
