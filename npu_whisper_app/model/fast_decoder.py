@@ -21,8 +21,12 @@ that carry a :class:`FastDecoder`:
   vocabulary projection) as dynamically quantised int8 (fbgemm, VNNI), which changes the
   numbers a little and therefore may change tokens; the exact path is the default.
 
-The same arithmetic as openai-whisper otherwise (its LayerNorm, its SDPA attention, its
-Linear calls, fp32), so the tokens are the same.
+Otherwise the same arithmetic as openai-whisper: the same products in fp32 (in another
+order), LayerNorm, softmax attention over every frame, exact GELU. Where the compiled
+kernel runs (AVX-512), each token goes through all layers in one call and reads the
+window's cross-attention keys/values as fp16 copies (rounded: the one inexact step). The
+tokens are measured, not assumed: equal to openai-whisper's in the tests (tiny.en: greedy,
+prompt with fallback, beam 3) and on eval-dev (base, benchmarks/decoder_variants.py).
 """
 
 from __future__ import annotations
@@ -128,7 +132,6 @@ class FastDecoder(nn.Module):
         self.sot = tok.sot if tok is not None else None
         self._cross: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
         self._cross16: list[tuple[Tensor, Tensor, int]] | None = None
-        self._cross16_flat: list[Tensor] | None = None
         #: polled before every token; True raises the encoder's ``Cancelled`` so a job
         #: (or a live partial overtaken by a final) stops between tokens, not at the end
         self.should_stop: Callable[[], bool] | None = None
@@ -164,29 +167,33 @@ class FastDecoder(nn.Module):
         kv = [(_heads(layer.ck(xa), self.n_head).contiguous(), _heads(layer.cv(xa), self.n_head).contiguous()) for layer in self.layers]
         self._cross = (xa, kv)
         self._cross16 = [_blocked_f16(k, v) for k, v in kv] if self.cross_fp16 else None
-        self._cross16_flat = [t for kb, v16, _ in self._cross16 for t in (kb, v16)] if self._cross16 else None
         return kv
 
-    def step(self, x: Tensor, cache: list[tuple[Tensor, Tensor]], off: int, rep: int) -> Tensor | None:
+    def cross16(self) -> list[tuple[Tensor, Tensor, int]] | None:
+        """The last window's fp16 keys/values (from :meth:`cross_kv`); an inference keeps
+        its own reference, so a later window cannot swap them under it."""
+        return self._cross16
+
+    def step(self, x: Tensor, cache: list[tuple[Tensor, Tensor]], cross16: list[tuple[Tensor, Tensor, int]] | None, off: int, rep: int) -> Tensor | None:
         """One new token per row (``x[B, 1, D]``, embedded) through every layer in one
         compiled call; None where it does not apply (no kernel, more than 8 rows)."""
-        if self.step_params is None or self._cross16 is None or x.shape[0] > MAX_F16_ROWS or x.shape[1] != 1:
+        if self.step_params is None or cross16 is None or x.shape[0] > MAX_F16_ROWS or x.shape[1] != 1:
             return None
         caches = [t for kv in cache for t in kv]
-        t = self._cross16[0][2]
-        out = self._kernel.decoder_step(x.reshape(x.shape[0], -1).contiguous(), self.step_params, caches, self._cross16_flat, t, off, rep, self.n_head)
+        flat = [t for kb, v16, _ in cross16 for t in (kb, v16)]
+        out = self._kernel.decoder_step(x.reshape(x.shape[0], -1).contiguous(), self.step_params, caches, flat, cross16[0][2], off, rep, self.n_head)
         return out.view_as(x)
 
-    def cross_attention(self, layer_index: int, q: Tensor, rep: int) -> Tensor | None:
+    def cross_attention(self, cross16: list[tuple[Tensor, Tensor, int]] | None, layer_index: int, q: Tensor, rep: int) -> Tensor | None:
         """Per-token cross-attention on the fp16 copies: ``q[B, n, D]`` with B = windows x
         ``rep`` beams; None where it does not apply (the prompt's many rows)."""
-        if self._cross16 is None:
+        if cross16 is None:
             return None
         b, n, d = q.shape
         rows = rep * n
         if rows > MAX_F16_ROWS:
             return None
-        kb, v16, t = self._cross16[layer_index]
+        kb, v16, t = cross16[layer_index]
         out = self._kernel.cross_attention_f16(q.reshape(b // rep, rows, self.n_head, d // self.n_head), kb, v16, t)
         return out.view(b, n, d)
 
@@ -257,6 +264,7 @@ class FastInference(wdec.Inference):
         self.offset = 0
         self.cache: list[tuple[Tensor, Tensor]] | None = None
         self.cross: list[tuple[Tensor, Tensor]] | None = None
+        self.cross16: list[tuple[Tensor, Tensor, int]] | None = None
         self.rep = 1
 
     def _alloc(self, batch: int, dtype: torch.dtype) -> None:
@@ -275,6 +283,7 @@ class FastInference(wdec.Inference):
         if first:
             self._alloc(tokens.shape[0], audio_features.dtype)
             cross = fd.cross_kv(audio_features)
+            self.cross16 = fd.cross16()
             self.rep = tokens.shape[0] // audio_features.shape[0]
             if self.rep != 1:  # best-of / beams share one window
                 cross = [(k.repeat_interleave(self.rep, 0), v.repeat_interleave(self.rep, 0)) for k, v in cross]
@@ -291,7 +300,7 @@ class FastInference(wdec.Inference):
         causal = n > 1
         assert self.cache is not None and self.cross is not None
         if not first and x.dtype == torch.float32:
-            stepped = fd.step(x, self.cache, off, self.rep)
+            stepped = fd.step(x, self.cache, self.cross16, off, self.rep)
             if stepped is not None:
                 self.offset = off + n
                 return fd.logits(fd.ln(stepped))
@@ -306,7 +315,7 @@ class FastInference(wdec.Inference):
             # cross-attention on the window's precomputed keys/values
             y = layer.cross_ln(x)
             q = layer.cq(y)
-            a = fd.cross_attention(i, q, self.rep)
+            a = fd.cross_attention(self.cross16, i, q, self.rep)
             if a is None:
                 a = _merge(F.scaled_dot_product_attention(_heads(q, h), ck, cv))
             x = x + layer.co(a)
@@ -339,6 +348,7 @@ class FastInference(wdec.Inference):
     def cleanup_caching(self) -> None:
         self.cache = None
         self.cross = None
+        self.cross16 = None
         self.offset = 0
 
 
