@@ -224,6 +224,10 @@ def test_dictation_tab_in_main_window_feeds_the_performance_panel(qtbot, env, mo
     try:
         w = _window(qtbot)
         w.modes.setCurrentWidget(w.dictation)
+        from dataclasses import replace
+
+        # the file device runs far ahead of real time: a long ring keeps the speech readable
+        w.dictation.options = replace(w.dictation.options, ring_seconds=600)
         assert w.modes.tabText(w.modes.currentIndex()) == "Dictation" and w.perf.isVisible()
         w.dictation.start()
         qtbot.waitUntil(lambda: len(w.dictation.finals) >= 1, timeout=120_000)

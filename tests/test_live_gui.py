@@ -42,7 +42,11 @@ def test_dictation_widget_with_virtual_mic(qtbot, tmp_path: Path, monkeypatch, t
     speech = np.concatenate([gap, load_audio(EVAL_DEV / "goforward.wav"), gap, load_audio(EVAL_DEV / "forever.wav"), gap])
     use_virtual_mic(tmp_path / "home", speech, monkeypatch)
     try:
-        w = DictationWidget(engine_provider=lambda: tiny_engine, wav_dir=tmp_path / "rec")
+        from npu_whisper_app.live.dictation import DictationOptions
+
+        # the file device delivers far faster than real time, then silence without end: a
+        # 10-minute ring keeps the speech readable however slowly the VAD thread is served
+        w = DictationWidget(engine_provider=lambda: tiny_engine, wav_dir=tmp_path / "rec", options=DictationOptions(ring_seconds=600))
         qtbot.addWidget(w)
         w.resize(700, 400)
         w.show()
@@ -57,7 +61,10 @@ def test_dictation_widget_with_virtual_mic(qtbot, tmp_path: Path, monkeypatch, t
         qtbot.mouseClick(w.start_button, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.MouseButton.LeftButton)
         assert w.running
         # the file device delivers faster than real time: both utterances end quickly
-        qtbot.waitUntil(lambda: len(w.finals) >= 2, timeout=60000)
+        try:
+            qtbot.waitUntil(lambda: len(w.finals) >= 2, timeout=60000)
+        except Exception as exc:  # say what the widget said (a device or decoder notice)
+            raise AssertionError(f"finals {w.finals!r}; status {w.status.text()!r}; errors {w.errors!r}") from exc
         w.stop()
         qtbot.waitUntil(lambda: not w.running, timeout=60000)
     finally:

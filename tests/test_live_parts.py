@@ -180,6 +180,48 @@ def test_source_failure_keeps_what_was_said(tmp_path: Path) -> None:
     assert abs(len(load_audio(result.wav_path)) / SR - fail_at) < 0.1
 
 
+def test_voice_detection_falling_a_ring_behind_skips_and_goes_on(tmp_path: Path) -> None:
+    """A source far faster than real time with a slow VAD: the ring (1 s) is overwritten
+    before it is read. The lost audio is skipped with a notice (not an error), detection
+    goes on, and the recording keeps every sample."""
+    audio = speech_sequence(3)
+    events: list[object] = []
+    s = DictationSession(FakeDecoder(), FilePlayer(audio, speed=40.0), DictationOptions(wav_path=tmp_path / "d.wav", ring_seconds=1.0), on_event=events.append)
+    real = s.vad.process
+
+    def slow(samples):
+        time.sleep(0.05)
+        return real(samples)
+
+    s.vad.process = slow
+    s.start()
+    assert s.wait(60)
+    result = s.stop()
+    notices = [e for e in events if isinstance(e, Notice)]
+    assert any("behind the input" in n.message and not n.error for n in notices), notices
+    assert not result.errors
+    assert len(load_audio(result.wav_path)) == len(audio)
+
+
+def test_ring_read_clamped_never_fails() -> None:
+    ring = RingBuffer(100)
+    ring.write(np.arange(250, dtype=np.float32))
+    first, got = ring.read_clamped(10, 160)
+    assert first == 150 and np.array_equal(got, np.arange(150, 160, dtype=np.float32))
+    with pytest.raises(IndexError):
+        ring.read(10, 160)
+    assert ring.read_clamped(200)[0] == 200 and len(ring.read_clamped(200)[1]) == 50
+
+
+def test_segmenter_skip_closes_the_open_utterance() -> None:
+    seg = Segmenter(SegmenterOptions(min_silence_ms=480, pad_ms=192, min_speech_ms=96))
+    seg.push([0.0] * 5 + [0.9] * 20)
+    (ev,) = seg.skip_to(1000)
+    assert ev.kind == "end" and ev.forced and ev.end == 25 * FRAME  # only what was seen
+    assert seg.position == 1000 * FRAME and seg.open is None
+    assert [e.kind for e in seg.push([0.9] * 10 + [0.0] * 20)] == ["start", "pause", "end"]
+
+
 def test_repetition_loop_is_recognised() -> None:
     from npu_whisper_app.live.decoder import repeats_block
 

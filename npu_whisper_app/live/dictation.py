@@ -39,7 +39,7 @@ from .decoder import Cancelled, Decoded
 from .ringbuffer import RingBuffer
 from .segmenter import SegmentEvent, Segmenter, SegmenterOptions
 from .stabilize import LocalAgreement
-from .vad import create_vad
+from .vad import FRAME, create_vad
 
 SAMPLE_RATE = 16000
 
@@ -271,7 +271,9 @@ class DictationSession:
                     closed = self._input_closed
                 end = self.ring.end
                 if end > pos:
-                    audio = self.ring.read(max(pos, self.ring.start), end)
+                    first, audio = self.ring.read_clamped(pos, end)
+                    if first > pos:
+                        audio = audio[self._skip_lost(pos, first) - first :]
                     pos = end
                     for ev in self.segmenter.push(self.vad.process(audio)):
                         self._segment_event(ev)
@@ -290,6 +292,17 @@ class DictationSession:
         finally:
             self._jobs.put(None)
 
+    def _skip_lost(self, pos: int, first: int) -> int:
+        """The input ran a whole ring ahead of voice detection (a source far faster than
+        real time, or a starved machine): what was overwritten is skipped, from the next
+        frame boundary on; it is still in the recording. Returns that boundary."""
+        frame = -(-first // FRAME)
+        for ev in self.segmenter.skip_to(frame):
+            self._segment_event(ev)
+        self.vad.reset()
+        self._notice(f"voice detection fell {(first - pos) / SAMPLE_RATE:.1f} s behind the input; that audio was skipped (the recording has it)")
+        return frame * FRAME
+
     def _segment_event(self, ev: SegmentEvent) -> None:
         if ev.kind == "start":
             with self._open_lock:
@@ -299,19 +312,15 @@ class DictationSession:
             if self.options.speculative:
                 self._spec_gen += 1
                 self._spec_for = ev.index
-                self._jobs.put(("spec", ev, self.ring.read(max(ev.start, self.ring.start), ev.end), self._spec_gen))
+                self._jobs.put(("spec", ev, self.ring.read_clamped(ev.start, ev.end)[1], self._spec_gen))
             return
         self._spec_for = None
         with self._open_lock:
             self._open = None
         if ev.kind == "end":
-            try:
-                audio = self.ring.read(ev.start, ev.end)
-            except IndexError:
-                start = self.ring.start
-                audio = self.ring.read(start, ev.end)
-                ev.start = start
-            self._jobs.put(("final", ev, audio, None))
+            ev.start, audio = self.ring.read_clamped(ev.start, ev.end)
+            if len(audio):
+                self._jobs.put(("final", ev, audio, None))
 
     # -- decoder thread ------------------------------------------------------------------
     def _decode_loop(self) -> None:
@@ -371,7 +380,7 @@ class DictationSession:
                 if now - last_partial < self.options.partial_interval_s or n < self.options.min_partial_s * SAMPLE_RATE:
                     continue
                 last_partial = now
-                audio = self.ring.read(max(open_ev.start, self.ring.start), open_ev.start + n)
+                audio = self.ring.read_clamped(open_ev.start, open_ev.start + n)[1]
                 prompt = " ".join(prompt_parts) if self.options.prompt_previous else None
                 try:
                     d = self.decoder.decode(audio, prompt=prompt, should_stop=self._partial_should_stop, partial=True)

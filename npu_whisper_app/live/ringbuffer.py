@@ -52,16 +52,28 @@ class RingBuffer:
     def read(self, start: int, end: int | None = None) -> np.ndarray:
         """Copy of samples ``[start, end)`` (absolute indices)."""
         with self._lock:
-            end = self._end if end is None else min(end, self._end)
             if start < max(0, self._end - self.capacity):
                 raise IndexError(f"samples from {start} are no longer in the ring (oldest {self._end - self.capacity})")
-            if end <= start:
-                return np.zeros(0, np.float32)
-            n = end - start
-            pos = start % self.capacity
-            first = min(n, self.capacity - pos)
-            out = np.empty(n, np.float32)
-            out[:first] = self._buf[pos : pos + first]
-            if first < n:
-                out[first:] = self._buf[: n - first]
-            return out
+            return self._copy(start, end)
+
+    def read_clamped(self, start: int, end: int | None = None) -> tuple[int, np.ndarray]:
+        """``(first, samples [first, end))`` with ``first`` = ``start`` or, where that was
+        overwritten already, the oldest sample held: in one step, so a writer running
+        ahead between checking and reading cannot make it fail."""
+        with self._lock:
+            first = max(start, self._end - self.capacity, 0)
+            return first, self._copy(first, end)
+
+    def _copy(self, start: int, end: int | None) -> np.ndarray:
+        """Samples ``[start, end)``, ``start`` still held; call under the lock."""
+        end = self._end if end is None else min(end, self._end)
+        if end <= start:
+            return np.zeros(0, np.float32)
+        n = end - start
+        pos = start % self.capacity
+        first = min(n, self.capacity - pos)
+        out = np.empty(n, np.float32)
+        out[:first] = self._buf[pos : pos + first]
+        if first < n:
+            out[first:] = self._buf[: n - first]
+        return out

@@ -113,6 +113,17 @@ class Segmenter:
                 events.append(self._close(f_end, forced=True))
         return events
 
+    def skip_to(self, frame: int) -> list[SegmentEvent]:
+        """The audio before ``frame`` was never analysed (the reader fell a whole ring
+        behind the input): close the open utterance where speech was last seen, and go
+        on from ``frame``."""
+        events: list[SegmentEvent] = []
+        if self.open is not None:
+            events.append(self._close(min(self.position, self._last_speech_end + self._pad), forced=True))
+        self.frame_index = max(self.frame_index, frame)
+        self._silence_run = 0
+        return events
+
     def flush(self) -> list[SegmentEvent]:
         """End of stream: close the open utterance at what was seen."""
         if self.open is None:
