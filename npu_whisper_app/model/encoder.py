@@ -132,11 +132,9 @@ class TiledEncoder(nn.Module):
         self.should_stop: Callable[[], bool] | None = None
         self.windows_done = 0
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        #: encode only the first ``frame_limit`` mel frames (short clips; None: all).
+        #: ``(min_frames, margin_frames)``: encode each window only over its audio.
         #: Whisper was trained on full 30 s windows: fewer frames are faster but change
         #: the input the model sees, so the pipeline offers it as an option only.
-        self.frame_limit: int | None = None
-        #: ``(min_frames, margin_frames)``: encode each window only over its audio.
         #: openai-whisper's transcribe zero-pads the last window's mel (exact 0.0
         #: columns) to 3000 frames; with this set, those columns are dropped down to
         #: the audio's frames + margin, at least min_frames, in whole attention tiles.
@@ -230,8 +228,6 @@ class TiledEncoder(nn.Module):
         if squeeze:
             mel = mel[None]
         outs = []
-        if self.frame_limit is not None and self.frame_limit < mel.shape[-1]:
-            mel = mel[..., : self.frame_limit]
         if self.trim is not None:
             mel = mel[..., : trimmed_frames(mel, *self.trim)]
         for item in mel:
