@@ -64,7 +64,8 @@ class NativeKernel:
 
     def build_key(self) -> str:
         h = hashlib.sha1()
-        for part in (self.source.read_bytes(), *(h.read_bytes() for h in sorted(self.source.parent.glob("*.h"))), torch.__version__.encode(), sys.version.encode(), " ".join(self.cflags + LDFLAGS).encode(),
+        headers = sorted(self.source.parent.glob("*.h"))  # included by the sources
+        for part in (self.source.read_bytes(), *(p.read_bytes() for p in headers), torch.__version__.encode(), sys.version.encode(), " ".join(self.cflags + LDFLAGS).encode(),
                      platform.machine().encode(), _cpu_signature().encode()):
             h.update(part)
             h.update(b"\0")
@@ -111,12 +112,6 @@ class NativeKernel:
             return "off (NPU_WHISPER_NATIVE=0)"
         self.load()
         return self._status or "not built"
-
-    def reset(self) -> None:
-        """Forget the loaded module and status (tests)."""
-        with self._lock:
-            self._loaded = None
-            self._status = None
 
 
 def _needs_blas(module: ModuleType) -> None:
