@@ -43,6 +43,33 @@ def test_compiled_attention_matches_sdpa_and_python_tiles(t: int, n_head: int, d
     assert (a - b).abs().max().item() < 2e-5
 
 
+def _cpu_has_avx512() -> bool:
+    with open("/proc/cpuinfo") as fh:
+        return any(line.startswith("flags") and " avx512f" in line for line in fh)
+
+
+@pytest.mark.parametrize("use_fused", [True, False], ids=["avx512-loops", "blas"])
+@pytest.mark.parametrize("t,spread", [(1500, 2.0), (640, 2.0), (1, 1.0), (37, 1.0), (1500, 25.0)])
+def test_both_kernel_paths_match_sdpa(use_fused: bool, t: int, spread: float) -> None:
+    """The AVX-512 loops (head width 64) and the BLAS path, called directly: any frame
+    count (a tail of keys past the last 16 and 64, a last query tile under 6 rows) and
+    scores spread far enough that most of exp() underflows."""
+    kernel = cpu_native.load_attention_kernel()
+    assert kernel is not None
+    if use_fused:
+        assert kernel.has_fused() == _cpu_has_avx512()  # built for this CPU: the loops exist where it can run them
+    n_head, d = 3, 64
+    torch.manual_seed(t)
+    qkv = torch.randn(t, 3 * n_head * d) * spread
+    out = torch.empty(t, n_head * d)
+    times = torch.empty(n_head, 1 + math.ceil(t / 64), 2, dtype=torch.int64)
+    kernel.attention(qkv, n_head, 64, 0, out, times, use_fused)
+    exact = sdpa_reference(qkv.double(), n_head)
+    # as close to the float64 result as torch's own float32 SDPA is (wide spreads round more)
+    sdpa_err = (sdpa_reference(qkv, n_head) - exact).abs().max().item()
+    assert (out - exact).abs().max().item() <= max(2e-5, 1.5 * sdpa_err)
+
+
 def test_compiled_attention_sees_all_frames() -> None:
     """A key far outside the query's own tile must change the result, as in the contract test."""
     t, d = 1500, 64

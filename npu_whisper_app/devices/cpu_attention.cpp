@@ -3,13 +3,20 @@
 // [T, D] buffer the out projection reads.
 //
 // It first copies each head's K_h and V_h out of the strided qkv rows into contiguous
-// [T, d] buffers (timed per head: the "attention_io" events), then for each query tile
-//   scores = scale * q_tile @ K_h^T        (BLAS sgemm, the one torch.mm uses)
+// buffers (timed per head: the "attention_io" events), then for each query tile
+//   scores = scale * q_tile @ K_h^T
 //   p      = exp(scores - rowmax)           (ATen's vectorised exp, fused with the row sum)
-//   out    = (p @ V_h) / rowsum             (BLAS sgemm)
-// over key blocks of kv_block frames with a running max and sum (kv_block <= 0: all
-// frames in one block). Each tile's start and end are read from CLOCK_MONOTONIC, the
-// clock behind Python's time.perf_counter_ns, so they sit on the recorder's time line.
+//   out    = (p @ V_h) / rowsum
+// Two ways to do the two products:
+// - AVX-512 and a head width of 64 (every Whisper size): register-blocked FMA loops over
+//   K_h stored transposed ([64, T], 64 keys a row block stay in L1) and V_h ([T, 64],
+//   one key's values are four 16-float registers). A small-k product like q @ K^T
+//   (k = 64) is where BLAS spends most on packing; these loops need none and run about
+//   twice as fast here (see benchmarks/attention_kernel.py).
+// - otherwise BLAS sgemm (the one torch.mm uses), over key blocks of kv_block frames with
+//   a running max and sum (kv_block <= 0: all frames in one block).
+// Each tile's start and end are read from CLOCK_MONOTONIC, the clock behind Python's
+// time.perf_counter_ns, so they sit on the recorder's time line.
 // Heads (then tiles) run in parallel on torch's own intra-op (OpenMP) threads, the ones
 // its gemms use, so no second pool competes with them for the cores; the GIL is released.
 
@@ -99,12 +106,138 @@ static void attend_tile(const float* base, const float* k, const float* v, float
   }
 }
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+namespace fused {
+
+constexpr int HD = 64;    // head width: n_state / n_head for every Whisper size
+constexpr int KP = 64;    // keys per packed panel of K^T
+constexpr int VB = 128;   // keys per block of V (32 KB: stays in L1 while every row block uses it)
+
+// K_h transposed and packed into panels of KP keys, kt[(t / KP) * HD * KP + c * KP + t % KP]
+// (keys T..tp zero), so the q @ K^T loop reads one contiguous 16 KB panel; V_h into
+// v[t * HD + c].
+void copy_kv(const float* base, float* kt, float* v, int T, int tp, int D, int head) {
+  const int D3 = 3 * D;
+  for (int t = 0; t < T; ++t) {
+    const float* row = base + int64_t(t) * D3 + head * HD;
+    float* col = kt + int64_t(t / KP) * HD * KP + t % KP;
+    for (int c = 0; c < HD; ++c) col[c * KP] = row[D + c];
+    std::copy_n(row + 2 * D, HD, v + int64_t(t) * HD);
+  }
+  for (int t = T; t < tp; ++t) {
+    float* col = kt + int64_t(t / KP) * HD * KP + t % KP;
+    for (int c = 0; c < HD; ++c) col[c * KP] = 0.0f;
+  }
+}
+
+// s[r, 0:64] = q[r, :] @ panel for R rows: R x 4 accumulators; per head dimension one
+// load of four key vectors and R broadcasts.
+template <int R>
+inline void qk_block(const float* q, const float* panel, float* s, int lds) {
+  __m512 acc[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int i = 0; i < 4; ++i) acc[r][i] = _mm512_setzero_ps();
+  for (int c = 0; c < HD; ++c) {
+    const float* kc = panel + c * KP;
+    const __m512 k0 = _mm512_loadu_ps(kc), k1 = _mm512_loadu_ps(kc + 16), k2 = _mm512_loadu_ps(kc + 32), k3 = _mm512_loadu_ps(kc + 48);
+    for (int r = 0; r < R; ++r) {
+      const __m512 qb = _mm512_set1_ps(q[r * HD + c]);
+      acc[r][0] = _mm512_fmadd_ps(qb, k0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(qb, k1, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(qb, k2, acc[r][2]);
+      acc[r][3] = _mm512_fmadd_ps(qb, k3, acc[r][3]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int i = 0; i < 4; ++i) _mm512_storeu_ps(s + int64_t(r) * lds + 16 * i, acc[r][i]);
+}
+
+// o[r, :] (+)= p[r, k0:k1] @ v[k0:k1, :] for R rows (o: R x 64 scratch; zero when first).
+template <int R>
+inline void pv_block(const float* p, int ldp, const float* v, int k0, int k1, float* o, bool first) {
+  __m512 acc[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int i = 0; i < 4; ++i) acc[r][i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(o + r * HD + 16 * i);
+  for (int k = k0; k < k1; ++k) {
+    const float* vr = v + int64_t(k) * HD;
+    const __m512 v0 = _mm512_loadu_ps(vr), v1 = _mm512_loadu_ps(vr + 16), v2 = _mm512_loadu_ps(vr + 32), v3 = _mm512_loadu_ps(vr + 48);
+    for (int r = 0; r < R; ++r) {
+      const __m512 pb = _mm512_set1_ps(p[int64_t(r) * ldp + k]);
+      acc[r][0] = _mm512_fmadd_ps(pb, v0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(pb, v1, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(pb, v2, acc[r][2]);
+      acc[r][3] = _mm512_fmadd_ps(pb, v3, acc[r][3]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int i = 0; i < 4; ++i) _mm512_storeu_ps(o + r * HD + 16 * i, acc[r][i]);
+}
+
+// Rows in blocks of 6 (the widest that leaves registers for the loaded vectors:
+// 6 x 4 accumulators + 4), then the remainder.
+#define NPUW_ROW_BLOCKS(rows, CALL)          \
+  do {                                        \
+    int r = 0;                                \
+    for (; r + 6 <= (rows); r += 6) CALL(6);  \
+    switch ((rows) - r) {                     \
+      case 5: CALL(5); break;                 \
+      case 4: CALL(4); break;                 \
+      case 3: CALL(3); break;                 \
+      case 2: CALL(2); break;                 \
+      case 1: CALL(1); break;                 \
+      default: break;                         \
+    }                                         \
+  } while (0)
+
+// One query tile (at most 64 rows) of one head over all T keys; s is scratch of
+// rows * tp floats, qs and os of rows * 64. The scale 1/sqrt(64) = 1/8 is a power of two, so folding it into q
+// changes no rounding.
+void attend_tile(const float* base, const float* kt, const float* v, float* obase, int T, int tp, int D, int head, int r0,
+                 int rows, float* s, float* qs, float* os) {
+  const int D3 = 3 * D;
+  const float scale = 1.0f / std::sqrt(float(HD));
+  for (int r = 0; r < rows; ++r) {
+    const float* q = base + int64_t(r0 + r) * D3 + head * HD;
+    for (int c = 0; c < HD; ++c) qs[r * HD + c] = q[c] * scale;
+  }
+  for (int j = 0; j < tp; j += KP) {
+    const float* panel = kt + int64_t(j) * HD;
+#define QK(R) qk_block<R>(qs + r * HD, panel, s + int64_t(r) * tp + j, tp)
+    NPUW_ROW_BLOCKS(rows, QK);
+#undef QK
+  }
+  float inv[64];
+  for (int r = 0; r < rows; ++r) {
+    float* sr = s + int64_t(r) * tp;
+    inv[r] = 1.0f / npuw::exp_sum_nonpositive(sr, T, row_max(sr, T));
+  }
+  for (int k0 = 0; k0 < T; k0 += VB) {
+    const int k1 = std::min(T, k0 + VB);
+#define PV(R) pv_block<R>(s + int64_t(r) * tp, tp, v, k0, k1, os + r * HD, k0 == 0)
+    NPUW_ROW_BLOCKS(rows, PV);
+#undef PV
+  }
+  for (int r = 0; r < rows; ++r) {
+    const __m512 sc = _mm512_set1_ps(inv[r]);
+    float* o = obase + int64_t(r0 + r) * D + head * HD;
+    for (int i = 0; i < 4; ++i) _mm512_storeu_ps(o + 16 * i, _mm512_mul_ps(_mm512_loadu_ps(os + r * HD + 16 * i), sc));
+  }
+}
+
+}  // namespace fused
+
+bool has_fused() { return true; }
+#else
+bool has_fused() { return false; }
+#endif
+
 // qkv: [T, 3D] float32 contiguous; out: [T, D] float32 contiguous; times: int64
 // [H, 1 + n_tiles, 2]: per head, row 0 the K/V copy and row 1 + i query tile i (start, end).
 // Two parallel phases on torch's threads: the per-head K/V copies, then all
 // (head, query tile) work items, so machines with more cores than heads keep them busy.
-void attention(const at::Tensor& qkv, int64_t n_head, int64_t tile, int64_t kv_block, at::Tensor out, at::Tensor times) {
-  TORCH_CHECK(has_blas(), "no BLAS sgemm_ in this torch build");
+void attention(const at::Tensor& qkv, int64_t n_head, int64_t tile, int64_t kv_block, at::Tensor out, at::Tensor times, bool use_fused = true) {
   TORCH_CHECK(qkv.dim() == 2 && qkv.scalar_type() == at::kFloat && qkv.is_contiguous(), "qkv must be contiguous float32 [T, 3D]");
   TORCH_CHECK(out.dim() == 2 && out.scalar_type() == at::kFloat && out.is_contiguous(), "out must be contiguous float32 [T, D]");
   TORCH_CHECK(n_head > 0 && tile > 0, "n_head and tile must be positive");
@@ -120,6 +253,35 @@ void attention(const at::Tensor& qkv, int64_t n_head, int64_t tile, int64_t kv_b
   float* obase = out.data_ptr<float>();
   int64_t* tb = times.data_ptr<int64_t>();
   const int64_t head_rows = 2 * (1 + n_tiles);
+#if defined(__AVX512F__)
+  if (use_fused && d == fused::HD && B == T && tile <= 64) {
+    const int tp = (T + fused::KP - 1) / fused::KP * fused::KP;
+    std::vector<float> kv(size_t(2) * n_head * tp * d);
+    const auto kt_of = [&](int64_t h) { return kv.data() + h * tp * d; };
+    const auto v_of = [&](int64_t h) { return kv.data() + (n_head + h) * tp * d; };
+    at::parallel_for(0, n_head, 1, [&](int64_t h0, int64_t h1) {
+      for (int64_t h = h0; h < h1; ++h) {
+        tb[h * head_rows] = monotonic_ns();
+        fused::copy_kv(base, kt_of(h), v_of(h), T, tp, D, h);
+        tb[h * head_rows + 1] = monotonic_ns();
+      }
+    });
+    at::parallel_for(0, n_head * n_tiles, 1, [&](int64_t i0, int64_t i1) {
+      std::vector<float> s(size_t(tile) * tp), qs(size_t(tile) * d), os(size_t(tile) * d);
+      for (int64_t item = i0; item < i1; ++item) {
+        const int64_t h = item / n_tiles, ti = item % n_tiles;
+        const int64_t t0 = monotonic_ns();
+        const int r0 = ti * tile, rows = std::min<int>(tile, T - r0);
+        fused::attend_tile(base, kt_of(h), v_of(h), obase, T, tp, D, h, r0, rows, s.data(), qs.data(), os.data());
+        int64_t* row = tb + h * head_rows + 2 * (1 + ti);
+        row[0] = t0;
+        row[1] = monotonic_ns();
+      }
+    });
+    return;
+  }
+#endif
+  TORCH_CHECK(has_blas(), "no BLAS sgemm_ in this torch build");
   std::vector<float> kv(size_t(2) * n_head * T * d);
   const auto k_of = [&](int64_t h) { return kv.data() + h * T * d; };
   const auto v_of = [&](int64_t h) { return kv.data() + (n_head + h) * T * d; };
@@ -147,6 +309,8 @@ void attention(const at::Tensor& qkv, int64_t n_head, int64_t tile, int64_t kv_b
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("has_blas", &has_blas, "True when torch exports the BLAS sgemm_ this kernel calls");
+  m.def("has_fused", &has_fused, "True when built with the AVX-512 loops (used for a head width of 64)");
   m.def("attention", &attention, "multi-head attention as timed (head, query tile) work items, from packed qkv",
-        py::call_guard<py::gil_scoped_release>());
+        py::arg("qkv"), py::arg("n_head"), py::arg("tile"), py::arg("kv_block"), py::arg("out"), py::arg("times"),
+        py::arg("use_fused") = true, py::call_guard<py::gil_scoped_release>());
 }
