@@ -66,16 +66,20 @@ def pct(values, q):
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool, speed: float, final: str = "transcribe") -> dict:
+def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool | None, speed: float, final: str = "transcribe", pad_ms: int | None = None) -> dict:
     from npu_whisper_app.live.decoder import DecoderOptions, WhisperUtteranceDecoder
     from npu_whisper_app.live.dictation import DictationOptions, DictationSession, Final, Partial
+    from npu_whisper_app.live.segmenter import SegmenterOptions
     from npu_whisper_app.live.sources import FilePlayer
 
+    if prompt_previous is None:
+        prompt_previous = final == "window"
     events: list[tuple[float, object]] = []
     decoder = WhisperUtteranceDecoder(engine, DecoderOptions(language="en", audio_ctx=audio_ctx, final=final))
     decoder.decode(audio[clips[0]["start"] : clips[0]["end"]])  # warm-up
-    opts = DictationOptions(prompt_previous=prompt_previous, wav_path=Path(os.environ.get("TMPDIR", "/tmp")) / f"live-bench-{os.getpid()}.wav", transcript=False)
+    opts = DictationOptions(prompt_previous=prompt_previous, segmenter=SegmenterOptions(pad_ms=pad_ms), wav_path=Path(os.environ.get("TMPDIR", "/tmp")) / f"live-bench-{os.getpid()}.wav", transcript=False)
     session = DictationSession(decoder, FilePlayer(audio, speed=speed), opts, on_event=lambda ev: events.append((time.monotonic(), ev)))
+    pad_ms = session.segmenter.options.pad_ms
     cpu0, wall0 = time.process_time(), time.monotonic()
     session.start()
     session.wait()
@@ -112,6 +116,7 @@ def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool, spee
         "audio_ctx": audio_ctx,
         "final": final,
         "prompt_previous": prompt_previous,
+        "pad_ms": pad_ms,
         "speed": speed,
         "latency_p50_s": pct(latencies, 50),
         "latency_p95_s": pct(latencies, 95),
@@ -124,6 +129,8 @@ def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool, spee
         "wer": wer([r["ref"] for r in rows], [r["hyp"] for r in rows]),
         "stray_text": [f.text for f in stray if f.text],
         "cpu_load": cpu / wall,
+        "speculative_started": session.speculative_started,
+        "speculative_used": session.speculative_used,
         "machine_load_average_1min": os.getloadavg()[0],
         "audio_s": result.audio_s,
         "wall_s": wall,
@@ -171,7 +178,9 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--audio-ctx", nargs="+", default=["fit"], choices=["fit", "full"], help="the partials' window (and the final's with --final window)")
     p.add_argument("--final", nargs="+", default=["transcribe", "window"], choices=["transcribe", "window"], help="final decode: as a file is transcribed, or on the partials' window")
-    p.add_argument("--prompt-previous", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--prompt-previous", action=argparse.BooleanOptionalAction, default=None,
+                   help="give the previous text as the prompt (default: as the app does: off with the transcribe final, on with the window final)")
+    p.add_argument("--pad-ms", type=int, default=None, help="audio kept after the last speech frame, waited for (default: the segmenter's)")
     p.add_argument("--speed", type=float, default=1.0, help="times real time (default: %(default)s)")
     p.add_argument("--clips", nargs="+", default=DEFAULT_CLIPS)
     p.add_argument("--json", default=None, help="write the full report here")
@@ -189,15 +198,16 @@ def main(argv=None) -> int:
     print(f"each clip transcribed alone (Engine.transcribe, 30 s window): WER {report['alone_wer']:.3f}")
     for ctx, final in [(c, f) for c in args.audio_ctx for f in args.final]:
         cost = decode_cost(engine, audio, clips, ctx, final)
-        r = run_config(engine, audio, clips, ctx, args.prompt_previous, args.speed, final)
+        r = run_config(engine, audio, clips, ctx, args.prompt_previous, args.speed, final, args.pad_ms)
         r.update(cost)
         report["configs"].append(r)
         print(
-            f"audio-ctx {ctx:4} final {final:10}: end of speech -> final p50 {r['latency_p50_s']:.2f} s, p95 {r['latency_p95_s']:.2f} s (max {r['latency_max_s']:.2f}); "
+            f"audio-ctx {ctx:4} final {final:10} prompt {'on ' if r['prompt_previous'] else 'off'} pad {r['pad_ms']} ms: end of speech -> final p50 {r['latency_p50_s']:.2f} s, p95 {r['latency_p95_s']:.2f} s (max {r['latency_max_s']:.2f}); "
             f"final decode p50 {r['final_decode_p50_s']:.2f} s; partial interval p50 {r['partial_interval_p50_s']:.2f} s, p95 {r['partial_interval_p95_s']:.2f} s; "
             f"WER {r['wer']:.3f}; CPU load {r['cpu_load']:.2f} cores; load average {os.getloadavg()[0]:.2f}",
             flush=True,
         )
+        print(f"    speculative finals: {r['speculative_started']} started, {r['speculative_used']} used (the others: a pause that did not last)")
         print(f"    offline, one utterance at a time: decode CPU time p50 {r['decode_cpu_p50_s']:.2f} s (wall p50 {r['decode_wall_p50_s']:.2f} s); "
               "on an otherwise idle machine the final comes ~max(silence, 0.22 s + decode wall) after the speech")
         from whisper.normalizers import EnglishTextNormalizer

@@ -93,11 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--speed", type=float, default=1.0, help="with --input: times real time (0: as fast as possible) (default: %(default)s)")
     ls.add_argument("--output", default=None, metavar="FILE", help="also append each final utterance to this text file")
     ls.add_argument("--language", default=None, help="spoken language (default: detected per utterance; English for .en models)")
-    ls.add_argument("--prompt-previous", action=argparse.BooleanOptionalAction, default=True, help="give the previous utterances' text as the prompt (default: on)")
+    ls.add_argument("--prompt-previous", action=argparse.BooleanOptionalAction, default=False, help="give the previous utterances' text as the prompt (default: off; a prompt changes the words)")
     ls.add_argument("--partials", action=argparse.BooleanOptionalAction, default=None, help="show stable partial text on stderr (default: when stderr is a terminal)")
     ls.add_argument("--silence-ms", type=int, default=500, help="pause that ends an utterance (default: %(default)s)")
     ls.add_argument("--audio-ctx", choices=["fit", "full"], default="fit", help="the partials' encoder window: fit the utterance (fast) or Whisper's full 30 s (default: %(default)s)")
-    ls.add_argument("--final", choices=["window", "transcribe"], default="window", help="final decode of an utterance: on the partials' window (fast) or exactly as a file is transcribed (30 s window, timestamps, fallback: the file's words, ~0.4 s later; best with --no-prompt-previous) (default: %(default)s)")
+    ls.add_argument("--final", choices=["transcribe", "window"], default="transcribe", help="final decode of an utterance: exactly as a file is transcribed (30 s window, timestamps, fallback: the file's words) or on the partials' fitted window (~0.15 s sooner, the words can differ) (default: %(default)s)")
     ls.add_argument("--recording", default=None, metavar="WAV", help="where to save the session's audio (default: a new file in the user data folder)")
     ls.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
 

@@ -57,7 +57,8 @@ def test_dictation_widget_with_virtual_mic(qtbot, tmp_path: Path, monkeypatch, t
         w.worker.partial.connect(lambda i, s, t: partials.append(s))
         w.worker.level.connect(levels.append)
         w.auto_copy.setChecked(True)
-        w.exact_words.setChecked(True)
+        assert w.exact_words.isChecked()  # the file's words by default
+        w.exact_words.setChecked(False)  # the faster final: must reach the decoder
         qtbot.mouseClick(w.start_button, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.MouseButton.LeftButton)
         assert w.running
         # the file device delivers faster than real time: both utterances end quickly
@@ -75,7 +76,7 @@ def test_dictation_widget_with_virtual_mic(qtbot, tmp_path: Path, monkeypatch, t
     # the file device may drop a 50 ms period on overflow, so a word can come out bent
     assert "meters" in text and "forever" in text
     assert QGuiApplication.clipboard().text() == w.finals[-1]  # auto-copy
-    assert w.worker._decoder.options.final == "transcribe"  # "Exact words" reached the decoder
+    assert w.worker._decoder.options.final == "window"  # "Exact words" off reached the decoder
     w.copy_all()
     assert QGuiApplication.clipboard().text() == w.all_text()
     assert w.wav_path and Path(w.wav_path).exists() and len(load_audio(w.wav_path)) >= len(speech) * 0.8

@@ -156,9 +156,11 @@ class DictationWidget(QWidget):
         self.clear_button = QPushButton("Clear")
         self.auto_copy = QCheckBox("Auto-copy each utterance")
         self.exact_words = QCheckBox("Exact words")
+        self.exact_words.setChecked(True)
         self.exact_words.setToolTip(
-            "Decode each finished utterance exactly as a file is transcribed (the words a file "
-            "would get, about 0.4 s later) and without the previous text as prompt"
+            "On: decode each finished utterance exactly as a file is transcribed (the words a "
+            "file would get). Off: a faster final on a window fitted to the utterance, with "
+            "the previous text as prompt, whose words can differ from the file's"
         )
         self.meter = QProgressBar()
         self.meter.setRange(0, 60)
@@ -244,7 +246,7 @@ class DictationWidget(QWidget):
         if self.exact_words.isChecked():
             opts = replace(opts, final="transcribe", prompt_previous=False)
         else:
-            opts = replace(opts, final="window")
+            opts = replace(opts, final="window", prompt_previous=True)
         self.running = True
         self.errors.clear()
         self.start_button.setText("Stop")

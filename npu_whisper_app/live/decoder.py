@@ -15,15 +15,16 @@ Window length (``audio_ctx``):
 
 The final decode (``final``):
 
-* ``"window"`` (default): the partials' decode (``audio_ctx`` window, no timestamp
-  tokens). On eval-dev (base, 2 cores) the final comes p95 0.84 s after the speech with
-  the clips' WER (0.093), but Whisper base hears "clubs" as clubs, cloves, clothes or
-  close depending on the window, so 5-7 of 9 utterances read word for word as their
-  file transcribed alone.
-* ``"transcribe"``: the utterance transcribed exactly as a file is (``Engine.transcribe``:
-  the 30 s window, timestamp tokens, temperature fallback). With no previous-text
-  prompt, 9 of 9 read as their file alone, at p95 1.18 s (the 30 s window's encoder pass
-  on 2 cores is about 0.5 s by itself). For users who want the file's words.
+* ``"transcribe"`` (default): the utterance transcribed exactly as a file is
+  (``Engine.transcribe``: the 30 s window, timestamp tokens, temperature fallback). With
+  no previous-text prompt (the dictation default) every eval-dev utterance reads word for
+  word as its file transcribed alone. It needs only 64 ms of trailing pad (the session
+  picks it), and the 30 s window's encoder pass is 0.4-0.55 s on 2 cores; the README's
+  "Live dictation" table has the latencies.
+* ``"window"``: the partials' decode (``audio_ctx`` window, no timestamp tokens), about
+  0.15 s sooner. It keeps the clips' WER (0.093), but Whisper base hears "clubs" as
+  clubs, cloves, clothes or close depending on the window, so only 5-7 of 9 utterances
+  read word for word as their file alone; it needs the 200 ms trailing pad.
 
 No invented text: Whisper invents "Thank you." and the like on silence and noise. The
 VAD keeps most of that from ever reaching the decoder; what does reach it is dropped
@@ -48,7 +49,7 @@ SAMPLE_RATE = 16000
 class DecoderOptions:
     language: str | None = None
     audio_ctx: str = "fit"  # "fit" | "full": the partials' window (and the final's with final="window")
-    final: str = "window"  # "window" | "transcribe"
+    final: str = "transcribe"  # "transcribe" | "window"
     fit_margin_s: float = 1.0
     # shorter windows make Whisper loop or drop words (no end of audio in sight); with the
     # previous text as prompt 8 s duplicated a whole utterance on eval-dev, 12 s did not

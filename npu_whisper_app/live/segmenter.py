@@ -22,13 +22,18 @@ from dataclasses import dataclass
 from .vad import FRAME, SAMPLE_RATE
 
 
+DEFAULT_PAD_MS = 200
+
+
 @dataclass
 class SegmenterOptions:
     threshold: float = 0.5
     neg_threshold: float = 0.35
     min_silence_ms: int = 500
     min_speech_ms: int = 200
-    pad_ms: int = 200  # kept after the last speech frame (waited for: adds latency)
+    # kept after the last speech frame (waited for: adds latency); None: DEFAULT_PAD_MS,
+    # or what the dictation session picks for its final decode (live/dictation.py)
+    pad_ms: int | None = None
     # kept before the first speech frame. Costs no latency (the audio is in the ring
     # buffer) and gives Whisper the lead-in a file has: with 200 ms, 8 of 9 eval-dev
     # utterances transcribed as their file alone did; with 300-600 ms, 9 of 9
@@ -51,7 +56,7 @@ class Segmenter:
     def __init__(self, options: SegmenterOptions | None = None) -> None:
         self.options = options or SegmenterOptions()
         o = self.options
-        self._pad = int(o.pad_ms * SAMPLE_RATE / 1000)
+        self._pad = int((DEFAULT_PAD_MS if o.pad_ms is None else o.pad_ms) * SAMPLE_RATE / 1000)
         self._pre_pad = int(o.pre_pad_ms * SAMPLE_RATE / 1000)
         self._silence_frames = max(1, round(o.min_silence_ms * SAMPLE_RATE / 1000 / FRAME))
         self._min_speech_frames = max(1, round(o.min_speech_ms * SAMPLE_RATE / 1000 / FRAME))

@@ -16,6 +16,10 @@ import numpy as np
 
 from ..audio.decode import SAMPLE_RATE, load_audio
 
+# one VAD frame (512 samples): the end of speech is seen as soon as its frame is complete
+# (50 ms blocks held it back up to 18 ms more, 9 ms on average)
+BLOCK_S = 0.032
+
 BlockFn = Callable[[np.ndarray], None]
 ErrorFn = Callable[[str], None]
 
@@ -41,7 +45,7 @@ class FilePlayer(AudioSource):
         self,
         audio: np.ndarray | str | Path,
         speed: float = 1.0,
-        block_s: float = 0.05,
+        block_s: float = BLOCK_S,
         fail_after_s: float | None = None,
     ) -> None:
         self.name = str(audio) if not isinstance(audio, np.ndarray) else "<audio>"
@@ -94,7 +98,7 @@ class MicSource(AudioSource):
     own: the dictation session writes the recording). A stream that ends while we did
     not ask (device unplugged) is reported as an error."""
 
-    def __init__(self, device: int | str | None = None, block_s: float = 0.05) -> None:
+    def __init__(self, device: int | str | None = None, block_s: float = BLOCK_S) -> None:
         self.device = device
         self.block_s = block_s
         self.name = f"microphone {device if device is not None else '(default)'}"
