@@ -33,8 +33,11 @@ def clips(tmp_path_factory):
         dict(temperature=0.0, condition_on_previous_text=True),
         dict(temperature=(0.0, 0.2, 0.4), condition_on_previous_text=True, initial_prompt="Playing cards and commands."),
         dict(temperature=0.0, beam_size=3),
+        # the prompt's rows times 3 beams take the fp32 cross-attention, its keys/values
+        # made head-major and repeated per beam on first use
+        dict(temperature=0.0, beam_size=3, initial_prompt="Playing cards and commands."),
     ],
-    ids=["greedy", "prompt+fallback", "beam3"],
+    ids=["greedy", "prompt+fallback", "beam3", "beam3+prompt"],
 )
 def test_same_tokens_as_openai_whisper(clips, kwargs) -> None:
     reference = load_whisper_model("tiny.en")

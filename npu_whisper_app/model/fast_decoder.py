@@ -158,15 +158,15 @@ class FastDecoder(nn.Module):
 
     # -- cross-attention keys/values, once per window ---------------------------------
     def cross_kv(self, xa: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Each layer's cross-attention keys and values of the window, ``[B, T, D]`` as the
+        projections give them (see :func:`cross_heads` for the fp32 attention's layout)."""
         if self._cross is not None:
             feats, kv = self._cross
             if feats is xa or (feats.shape == xa.shape and torch.equal(feats, xa)):
                 return kv
-        # head-major and contiguous once per window ([B, H, T, Dh]): every token's
-        # attention then streams each head's keys/values instead of strided rows
-        kv = [(_heads(layer.ck(xa), self.n_head).contiguous(), _heads(layer.cv(xa), self.n_head).contiguous()) for layer in self.layers]
+        kv = [(layer.ck(xa), layer.cv(xa)) for layer in self.layers]
         self._cross = (xa, kv)
-        self._cross16 = [_blocked_f16(k, v) for k, v in kv] if self.cross_fp16 else None
+        self._cross16 = [_blocked_f16(_heads(k, self.n_head), _heads(v, self.n_head)) for k, v in kv] if self.cross_fp16 else None
         return kv
 
     def cross16(self) -> list[tuple[Tensor, Tensor, int]] | None:
@@ -246,6 +246,17 @@ def _blocked_f16(k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, int]:
     return kb, v.to(torch.float16).contiguous(), t
 
 
+def cross_heads(kv: list[tuple[Tensor, Tensor]], n_head: int, rep: int) -> list[tuple[Tensor, Tensor]]:
+    """Keys/values head-major and contiguous (``[B * rep, H, T, Dh]``) for the fp32
+    attention: every token then streams each head's rows instead of strided ones. Made
+    only when a step needs them (prompts or beams over 8 rows, no fp16 kernel): with the
+    fp16 copies, a window's 12 copies of 3 MB (base) are skipped."""
+    out = [(_heads(k, n_head).contiguous(), _heads(v, n_head).contiguous()) for k, v in kv]
+    if rep != 1:  # best-of / beams share one window
+        out = [(k.repeat_interleave(rep, 0), v.repeat_interleave(rep, 0)) for k, v in out]
+    return out
+
+
 def _heads(x: Tensor, n_head: int) -> Tensor:
     return x.view(*x.shape[:2], n_head, -1).permute(0, 2, 1, 3)
 
@@ -263,7 +274,8 @@ class FastInference(wdec.Inference):
         self.initial_token_length = initial_token_length
         self.offset = 0
         self.cache: list[tuple[Tensor, Tensor]] | None = None
-        self.cross: list[tuple[Tensor, Tensor]] | None = None
+        self.cross_raw: list[tuple[Tensor, Tensor]] | None = None
+        self.cross: list[tuple[Tensor, Tensor]] | None = None  # head-major, when first needed
         self.cross16: list[tuple[Tensor, Tensor, int]] | None = None
         self.rep = 1
 
@@ -282,12 +294,10 @@ class FastInference(wdec.Inference):
         first = self.cache is None
         if first:
             self._alloc(tokens.shape[0], audio_features.dtype)
-            cross = fd.cross_kv(audio_features)
+            self.cross_raw = fd.cross_kv(audio_features)
             self.cross16 = fd.cross16()
             self.rep = tokens.shape[0] // audio_features.shape[0]
-            if self.rep != 1:  # best-of / beams share one window
-                cross = [(k.repeat_interleave(self.rep, 0), v.repeat_interleave(self.rep, 0)) for k, v in cross]
-            self.cross = cross
+            self.cross = None
         elif tokens.shape[-1] > self.initial_token_length:
             tokens = tokens[:, -1:]
         n = tokens.shape[-1]
@@ -298,13 +308,13 @@ class FastInference(wdec.Inference):
         x = fd.token_embedding(tokens) + fd.positional_embedding[off : off + n]
         x = x.to(audio_features.dtype)
         causal = n > 1
-        assert self.cache is not None and self.cross is not None
+        assert self.cache is not None and self.cross_raw is not None
         if not first and x.dtype == torch.float32:
             stepped = fd.step(x, self.cache, self.cross16, off, self.rep)
             if stepped is not None:
                 self.offset = off + n
                 return fd.logits(fd.ln(stepped))
-        for i, (layer, (kc, vc), (ck, cv)) in enumerate(zip(fd.layers, self.cache, self.cross)):
+        for i, (layer, (kc, vc)) in enumerate(zip(fd.layers, self.cache)):
             # self-attention, kv written into the preallocated cache
             y = layer.attn_ln(x)
             q = layer.q(y)
@@ -317,6 +327,9 @@ class FastInference(wdec.Inference):
             q = layer.cq(y)
             a = fd.cross_attention(self.cross16, i, q, self.rep)
             if a is None:
+                if self.cross is None:
+                    self.cross = cross_heads(self.cross_raw, h, self.rep)
+                ck, cv = self.cross[i]
                 a = _merge(F.scaled_dot_product_attention(_heads(q, h), ck, cv))
             x = x + layer.co(a)
             y = layer.mlp_ln(x)
@@ -347,6 +360,7 @@ class FastInference(wdec.Inference):
 
     def cleanup_caching(self) -> None:
         self.cache = None
+        self.cross_raw = None
         self.cross = None
         self.cross16 = None
         self.offset = 0
