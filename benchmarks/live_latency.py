@@ -209,7 +209,7 @@ def main(argv=None) -> int:
         )
         print(f"    speculative finals: {r['speculative_started']} started, {r['speculative_used']} used (the others: a pause that did not last)")
         print(f"    offline, one utterance at a time: decode CPU time p50 {r['decode_cpu_p50_s']:.2f} s (wall p50 {r['decode_wall_p50_s']:.2f} s); "
-              "on an otherwise idle machine the final comes ~max(silence, 0.22 s + decode wall) after the speech")
+              "on an otherwise idle machine the final comes about pad + the VAD's hang-over (0-0.15 s) + decode wall after the speech, and never before the silence")
         from whisper.normalizers import EnglishTextNormalizer
 
         norm = EnglishTextNormalizer()
