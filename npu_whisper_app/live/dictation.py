@@ -57,6 +57,9 @@ class DictationOptions:
     # the pause then lasts (same audio, same prompt: the same result, ~0.3 s sooner)
     speculative: bool = True
     vad: str = "silero"
+    # segmenter.pad_ms None: the trailing pad the final needs. The transcribe final keeps
+    # every eval-dev utterance's words with 64 ms (and 40-200 ms); the window final's WER
+    # rose from 0.093 to 0.130 with 96 ms, so it keeps 200 ms. Each is waited for.
     segmenter: SegmenterOptions = field(default_factory=SegmenterOptions)
     ring_seconds: float = 60.0
     wav_path: str | Path | None = None  # None: a new file in default_dictation_dir()
@@ -64,9 +67,6 @@ class DictationOptions:
     # the final decode for this session ("window" | "transcribe", see live/decoder.py);
     # None: the decoder's own option
     final: str | None = None
-    # segmenter.pad_ms None: the trailing pad the final needs. The transcribe final keeps
-    # every eval-dev utterance's words with 64 ms (and 40-200 ms); the window final's WER
-    # rose from 0.093 to 0.130 with 96 ms, so it keeps 200 ms. Each is waited for.
     level_interval_s: float = 0.05
 
 
