@@ -233,10 +233,35 @@ bool has_fused() { return true; }
 bool has_fused() { return false; }
 #endif
 
+// The two timed parallel phases both paths share, on torch's threads: the per-head K/V
+// copies (times row 0 of the head), then all (head, query tile) work items (row 1 + tile),
+// so machines with more cores than heads keep them busy. Scratch is made once per thread.
+template <typename Copy, typename Scratch, typename Attend>
+void run_timed(int64_t n_head, int n_tiles, int tile, int T, int64_t* tb, Copy copy, Scratch make_scratch, Attend attend) {
+  const int64_t head_rows = 2 * (1 + n_tiles);
+  at::parallel_for(0, n_head, 1, [&](int64_t h0, int64_t h1) {
+    for (int64_t h = h0; h < h1; ++h) {
+      tb[h * head_rows] = monotonic_ns();
+      copy(h);
+      tb[h * head_rows + 1] = monotonic_ns();
+    }
+  });
+  at::parallel_for(0, n_head * n_tiles, 1, [&](int64_t i0, int64_t i1) {
+    auto scratch = make_scratch();
+    for (int64_t item = i0; item < i1; ++item) {
+      const int64_t h = item / n_tiles, ti = item % n_tiles;
+      const int64_t t0 = monotonic_ns();
+      const int r0 = ti * tile;
+      attend(h, r0, std::min<int>(tile, T - r0), scratch);
+      int64_t* row = tb + h * head_rows + 2 * (1 + ti);
+      row[0] = t0;
+      row[1] = monotonic_ns();
+    }
+  });
+}
+
 // qkv: [T, 3D] float32 contiguous; out: [T, D] float32 contiguous; times: int64
 // [H, 1 + n_tiles, 2]: per head, row 0 the K/V copy and row 1 + i query tile i (start, end).
-// Two parallel phases on torch's threads: the per-head K/V copies, then all
-// (head, query tile) work items, so machines with more cores than heads keep them busy.
 void attention(const at::Tensor& qkv, int64_t n_head, int64_t tile, int64_t kv_block, at::Tensor out, at::Tensor times, bool use_fused = true) {
   TORCH_CHECK(qkv.dim() == 2 && qkv.scalar_type() == at::kFloat && qkv.is_contiguous(), "qkv must be contiguous float32 [T, 3D]");
   TORCH_CHECK(out.dim() == 2 && out.scalar_type() == at::kFloat && out.is_contiguous(), "out must be contiguous float32 [T, D]");
@@ -252,32 +277,19 @@ void attention(const at::Tensor& qkv, int64_t n_head, int64_t tile, int64_t kv_b
   const float* base = qkv.data_ptr<float>();
   float* obase = out.data_ptr<float>();
   int64_t* tb = times.data_ptr<int64_t>();
-  const int64_t head_rows = 2 * (1 + n_tiles);
 #if defined(__AVX512F__)
   if (use_fused && d == fused::HD && B == T && tile <= 64) {
     const int tp = (T + fused::KP - 1) / fused::KP * fused::KP;
     std::vector<float> kv(size_t(2) * n_head * tp * d);
     const auto kt_of = [&](int64_t h) { return kv.data() + h * tp * d; };
     const auto v_of = [&](int64_t h) { return kv.data() + (n_head + h) * tp * d; };
-    at::parallel_for(0, n_head, 1, [&](int64_t h0, int64_t h1) {
-      for (int64_t h = h0; h < h1; ++h) {
-        tb[h * head_rows] = monotonic_ns();
-        fused::copy_kv(base, kt_of(h), v_of(h), T, tp, D, h);
-        tb[h * head_rows + 1] = monotonic_ns();
-      }
-    });
-    at::parallel_for(0, n_head * n_tiles, 1, [&](int64_t i0, int64_t i1) {
-      std::vector<float> s(size_t(tile) * tp), qs(size_t(tile) * d), os(size_t(tile) * d);
-      for (int64_t item = i0; item < i1; ++item) {
-        const int64_t h = item / n_tiles, ti = item % n_tiles;
-        const int64_t t0 = monotonic_ns();
-        const int r0 = ti * tile, rows = std::min<int>(tile, T - r0);
-        fused::attend_tile(base, kt_of(h), v_of(h), obase, T, tp, D, h, r0, rows, s.data(), qs.data(), os.data());
-        int64_t* row = tb + h * head_rows + 2 * (1 + ti);
-        row[0] = t0;
-        row[1] = monotonic_ns();
-      }
-    });
+    struct Scratch { std::vector<float> s, qs, os; };
+    run_timed(
+        n_head, n_tiles, tile, T, tb, [&](int64_t h) { fused::copy_kv(base, kt_of(h), v_of(h), T, tp, D, h); },
+        [&] { return Scratch{std::vector<float>(size_t(tile) * tp), std::vector<float>(size_t(tile) * d), std::vector<float>(size_t(tile) * d)}; },
+        [&](int64_t h, int r0, int rows, Scratch& sc) {
+          fused::attend_tile(base, kt_of(h), v_of(h), obase, T, tp, D, h, r0, rows, sc.s.data(), sc.qs.data(), sc.os.data());
+        });
     return;
   }
 #endif
@@ -285,26 +297,13 @@ void attention(const at::Tensor& qkv, int64_t n_head, int64_t tile, int64_t kv_b
   std::vector<float> kv(size_t(2) * n_head * T * d);
   const auto k_of = [&](int64_t h) { return kv.data() + h * T * d; };
   const auto v_of = [&](int64_t h) { return kv.data() + (n_head + h) * T * d; };
-
-  at::parallel_for(0, n_head, 1, [&](int64_t h0, int64_t h1) {
-    for (int64_t h = h0; h < h1; ++h) {
-      tb[h * head_rows] = monotonic_ns();
-      copy_kv(base, k_of(h), v_of(h), T, D, d, h);
-      tb[h * head_rows + 1] = monotonic_ns();
-    }
-  });
-  at::parallel_for(0, n_head * n_tiles, 1, [&](int64_t i0, int64_t i1) {
-    std::vector<float> s(size_t(tile) * B), m(tile), l(tile);
-    for (int64_t item = i0; item < i1; ++item) {
-      const int64_t h = item / n_tiles, ti = item % n_tiles;
-      const int64_t t0 = monotonic_ns();
-      const int r0 = ti * tile, rows = std::min<int>(tile, T - r0);
-      attend_tile(base, k_of(h), v_of(h), obase, T, D, d, h, r0, rows, B, s.data(), m.data(), l.data());
-      int64_t* row = tb + h * head_rows + 2 * (1 + ti);
-      row[0] = t0;
-      row[1] = monotonic_ns();
-    }
-  });
+  struct Scratch { std::vector<float> s, m, l; };
+  run_timed(
+      n_head, n_tiles, tile, T, tb, [&](int64_t h) { copy_kv(base, k_of(h), v_of(h), T, D, d, h); },
+      [&] { return Scratch{std::vector<float>(size_t(tile) * B), std::vector<float>(tile), std::vector<float>(tile)}; },
+      [&](int64_t h, int r0, int rows, Scratch& sc) {
+        attend_tile(base, k_of(h), v_of(h), obase, T, D, d, h, r0, rows, B, sc.s.data(), sc.m.data(), sc.l.data());
+      });
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
