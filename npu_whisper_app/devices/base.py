@@ -58,6 +58,12 @@ class Device(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
 
+    # -- optional capabilities: a device that has one sets the flag and overrides the method
+    #: :meth:`gemm` takes ``residual=`` and adds it inside the same dispatch
+    fuses_residual: ClassVar[bool] = False
+    #: :meth:`attention_qkv` reads q/k/v in place from the qkv gemm's ``[T, 3D]`` output
+    packed_attention: ClassVar[bool] = False
+
     def __init__(self, recorder: Recorder | None = None) -> None:
         self.recorder = recorder if recorder is not None else Recorder()
 
@@ -78,8 +84,12 @@ class Device(ABC):
 
     # -- kernels (per window) --------------------------------------------------------------
     @abstractmethod
-    def gemm(self, x: torch.Tensor, w: Any, *, op: str, gelu: bool = False) -> torch.Tensor:
-        """``x[T,K] @ w[K,N] + bias``, optionally followed by exact GELU (fused)."""
+    def gemm(
+        self, x: torch.Tensor, w: Any, *, op: str, gelu: bool = False, residual: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``x[T,K] @ w[K,N] + bias``, optionally followed by exact GELU (fused).
+
+        ``residual`` is only passed to devices with :attr:`fuses_residual`."""
 
     @abstractmethod
     def layernorm(self, x: torch.Tensor, norm: Any, *, op: str) -> torch.Tensor:
@@ -107,6 +117,11 @@ class Device(ABC):
         Tiled by 64-row query tiles; each (head, query tile) is one timed dispatch that
         meets every key tile with an online (running max / running sum) softmax.
         """
+
+    def attention_qkv(self, qkv: torch.Tensor, n_head: int, *, op: str = "attention") -> torch.Tensor:
+        """``qkv[T, 3D]`` (q, k, v side by side) -> ``[T, D]``; only on devices with
+        :attr:`packed_attention`."""
+        raise NotImplementedError(f"{self.name} has no packed attention")
 
     def close(self) -> None:
         """Release device resources."""

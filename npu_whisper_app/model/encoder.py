@@ -169,8 +169,7 @@ class TiledEncoder(nn.Module):
         rec.flush()
 
         d, h = self.n_state, self.n_head
-        packed = bool(getattr(dev, "packed_attention", False))
-        fused = bool(getattr(dev, "fuses_residual", False))
+        packed, fused = dev.packed_attention, dev.fuses_residual
         for i, b in enumerate(w.blocks):
             rec.set_context(layer=i)
             self._check_stop()
