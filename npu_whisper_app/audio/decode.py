@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from . import SAMPLE_RATE
 
 
 class AudioError(Exception):

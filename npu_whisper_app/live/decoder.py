@@ -42,7 +42,7 @@ from typing import Callable
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ..audio import SAMPLE_RATE
 
 
 @dataclass

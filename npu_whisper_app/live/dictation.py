@@ -41,7 +41,7 @@ from .segmenter import DEFAULT_PAD_MS, SegmentEvent, Segmenter, SegmenterOptions
 from .stabilize import LocalAgreement
 from .vad import FRAME, create_vad
 
-SAMPLE_RATE = 16000
+from ..audio import SAMPLE_RATE
 TRANSCRIBE_FINAL_PAD_MS = 64
 
 
