@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+
+from npu_whisper_app.jobs import JobContext
 from whisper.model import AudioEncoder
 
 from npu_whisper_app.devices.base import KernelError
@@ -111,8 +113,8 @@ def test_failure_without_fallback_raises(reference: AudioEncoder) -> None:
 def test_cancel_between_dispatches(reference: AudioEncoder) -> None:
     rec = Recorder()
     enc = TiledEncoder(reference, 2, CpuDevice(rec))
-    enc.should_stop = lambda: len(rec._pending) + len(rec.events) > 3
-    with pytest.raises(Cancelled), torch.no_grad():
+    ctx = JobContext(should_stop=lambda: len(rec._pending) + len(rec.events) > 3)
+    with pytest.raises(Cancelled), torch.no_grad(), enc.job(ctx):
         enc(torch.randn(1, 80, 3000))
     assert not any(e.op == "ln_post" for e in rec.events)
 

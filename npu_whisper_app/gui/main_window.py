@@ -29,7 +29,6 @@ from .. import output
 from ..pipeline import TranscribeOptions
 from ..profiling import export_json
 from .dictation import DictationWidget
-from .dictation_engines import DictationEngines
 from .options_bar import OptionsBar
 from .paths import log_file
 from .perf_panel import PerfPanel
@@ -132,9 +131,9 @@ class MainWindow(QMainWindow):
         self.modes.setObjectName("modes")
         self.modes.setDocumentMode(True)
         self.modes.addTab(file_mode, "Transcribe")
-        self.dictation_engines = DictationEngines(lambda: self.choices)
-        self.dictation_engines.timings.connect(self.perf.add_timings)
-        self.dictation = DictationWidget(engine_provider=self.dictation_engines)
+        # dictation decodes on the same engine as file jobs, on its owner thread
+        dictation_engine = self.host.dictation_engine(lambda: self.choices)
+        self.dictation = DictationWidget(engine_provider=lambda: dictation_engine)
         self.dictation.worker.started.connect(lambda _wav: self.perf.reset(*self._engine_names()))
         self.modes.addTab(self.dictation, "Dictation")
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -386,7 +385,7 @@ class MainWindow(QMainWindow):
             self.transcript.add_segment(seg)
 
     def _on_timings(self, job_id: int, batch: list) -> None:
-        if job_id == self.shown_job:
+        if job_id == self.shown_job or job_id == 0:  # 0: a dictated utterance
             self.perf.add_timings(batch)
 
     def _on_job_finished(self, job_id: int, result: Any) -> None:
