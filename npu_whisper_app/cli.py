@@ -157,8 +157,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     import torch
 
     from .audio.decode import AudioError
-    from .devices import DeviceError
-    from .model.resolve import ModelError
+    from .catalog import DeviceError
+    from .catalog import ModelError
     from .output import write_outputs
     from .pipeline import Engine, TranscribeOptions
     from .profiling import export_json, summary_dict
@@ -284,12 +284,12 @@ def _progress_bar(duration: float, path: str):
 def cmd_listen(args: argparse.Namespace) -> int:
     import torch
 
-    from .devices import DeviceError
+    from .catalog import DeviceError
     from .live.decoder import DecoderOptions, WhisperUtteranceDecoder
     from .live.dictation import DictationOptions, DictationSession, Final, Notice, Partial, fmt_time
     from .live.segmenter import SegmenterOptions
     from .live.sources import FilePlayer, MicSource
-    from .model.resolve import ModelError
+    from .catalog import ModelError
     from .pipeline import Engine
 
     if args.threads > 0:
@@ -364,7 +364,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from .devices import pick_auto, probe_all
+    from .catalog import pick_auto, probe_all
 
     infos = probe_all()
     auto, why = pick_auto()
@@ -383,7 +383,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .model.resolve import available_models
+    from .catalog import available_models
 
     rows = available_models()
     if args.json:
@@ -396,8 +396,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_encoder_bench
-    from .devices import DeviceError
-    from .model.resolve import ModelError
+    from .catalog import DeviceError
+    from .catalog import ModelError
 
     device_options, engine_options = _engine_options(args)
     if args.e2e:
@@ -413,8 +413,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_bench_e2e(args: argparse.Namespace, device_options: dict, engine_options: dict) -> int:
     from .bench_e2e import run_e2e_bench
-    from .devices import DeviceError
-    from .model.resolve import ModelError
+    from .catalog import DeviceError
+    from .catalog import ModelError
     from .peers import DecodeSettings
 
     temps = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if args.fallback else (0.0,)

@@ -41,7 +41,11 @@ DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 # the full window) with 10 of 12 clips word for word
 SHORT_WINDOW_MIN_S = 12.0
 SHORT_WINDOW_MARGIN_S = 3.0
-SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS: nothing below this is speech
+SILENCE_PEAK = 10 ** (-60 / 20)
+#: ``fast``: our token step (compiled, fp16 weight copies); ``fast-fp32``: the same loop
+#: without the compiled kernel; ``fast-loop``: the kernel per product from a Python loop
+#: (the last two for benchmarks/decoder_variants.py); ``openai``: openai-whisper's own
+DECODERS = ("fast", "fast-fp32", "fast-loop", "openai")  # -60 dBFS: nothing below this is speech
 
 
 def is_silent(audio: np.ndarray) -> bool:
@@ -190,12 +194,16 @@ class Engine:
         self.short_window_margin_s = SHORT_WINDOW_MARGIN_S
         self.short_window_min_s = SHORT_WINDOW_MIN_S
         self._fast = None
-        if decoder == "fast":
+        if decoder in ("fast", "fast-fp32", "fast-loop"):
+            from .devices.cpu_native import load_decoder_kernel
             from .model.fast_decoder import attach_fast_decoder
 
-            self._fast = attach_fast_decoder(self._model, quant=decoder_quant)
+            kernel = load_decoder_kernel() if decoder_quant == "none" and decoder != "fast-fp32" else None
+            self._fast = attach_fast_decoder(self._model, quant=decoder_quant, kernel=kernel)
+            if decoder == "fast-loop":  # fp16 products, one kernel call per product
+                self._fast.step_params = None
         elif decoder != "openai":
-            raise ValueError(f"unknown decoder {decoder!r}: fast or openai")
+            raise ValueError(f"unknown decoder {decoder!r}: {', '.join(DECODERS)}")
 
     def _make_encoder(self, device: str, options: dict[str, Any]) -> TiledEncoder:
         """Our encoder on ``device``; a device that can't start (no hardware, kernels not

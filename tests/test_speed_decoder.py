@@ -9,6 +9,7 @@ import whisper
 
 from media import EVAL_DEV, espeak
 from npu_whisper_app.audio.decode import load_audio
+from npu_whisper_app.devices.cpu_native import load_decoder_kernel
 from npu_whisper_app.model import whisper_loop
 from npu_whisper_app.model.fast_decoder import FastInference, attach_fast_decoder
 from npu_whisper_app.model.resolve import load_whisper_model
@@ -49,7 +50,7 @@ def clips(tmp_path_factory):
 def test_same_tokens_as_openai_whisper(clips, kwargs) -> None:
     reference = load_whisper_model("tiny.en")
     fast = load_whisper_model("tiny.en")
-    fd = attach_fast_decoder(fast)
+    fd = attach_fast_decoder(fast, kernel=load_decoder_kernel())
     for audio in clips:
         want = whisper.transcribe(reference, audio, language="en", fp16=False, **kwargs)
         got = fast_transcribe(fast, fd, audio, language="en", **kwargs)
@@ -65,7 +66,7 @@ def test_long_audio_with_previous_text_prompt(clips) -> None:
     assert len(audio) > 30 * 16000
     reference = load_whisper_model("tiny.en")
     fast = load_whisper_model("tiny.en")
-    fd = attach_fast_decoder(fast)
+    fd = attach_fast_decoder(fast, kernel=load_decoder_kernel())
     want = whisper.transcribe(reference, audio, language="en", temperature=0.0, fp16=False)
     got = fast_transcribe(fast, fd, audio, language="en", temperature=0.0)
     assert [s["tokens"] for s in got["segments"]] == [s["tokens"] for s in want["segments"]]
@@ -79,7 +80,7 @@ def test_fast_decoder_is_scoped_to_our_calls(clips) -> None:
     import whisper.decoding as wdec
 
     model = load_whisper_model("tiny.en")
-    fd = attach_fast_decoder(model)
+    fd = attach_fast_decoder(model, kernel=load_decoder_kernel())
     made = []
 
     def factory(m, n):

@@ -82,7 +82,9 @@ def fp16_exact(t: Tensor) -> bool:
 class FastDecoder(nn.Module):
     """Holds the decoder's weights (shared with, or quantised copies of, the model's)."""
 
-    def __init__(self, model: nn.Module, quant: str = "none") -> None:
+    def __init__(self, model: nn.Module, quant: str = "none", kernel: Any = None) -> None:
+        """``kernel``: the compiled fp16 decoder kernel (``devices.cpu_native.
+        load_decoder_kernel()``; the engine passes it in), None for the Python loop."""
         super().__init__()
         if quant not in QUANT_MODES:
             raise ValueError(f"decoder quant must be one of {QUANT_MODES}, got {quant!r}")
@@ -116,8 +118,8 @@ class FastDecoder(nn.Module):
         self.step_params: list[list[Tensor]] | None = None
         self.logits16: Tensor | None = None
         self._kernel = None
-        if quant == "none":
-            self._use_fp16(dec, layers)
+        if quant == "none" and kernel is not None:
+            self._use_fp16(dec, layers, kernel)
         self.layers = nn.ModuleList(layers)
         tok = None
         try:
@@ -136,15 +138,12 @@ class FastDecoder(nn.Module):
         overtaken by a final) stops between tokens, not at the end."""
         return lambda _model, initial_token_length: FastInference(self, initial_token_length, ctx)
 
-    def _use_fp16(self, dec: nn.Module, layers: list[_Layer]) -> None:
-        """fp16 weights for the per-token products, if the kernel builds and no weight
-        would change (an fp32-trained or fine-tuned checkpoint keeps fp32)."""
+    def _use_fp16(self, dec: nn.Module, layers: list[_Layer], kernel: Any) -> None:
+        """fp16 weights for the per-token products, if no weight would change (an
+        fp32-trained or fine-tuned checkpoint keeps fp32)."""
         if not all(fp16_exact(p) for p in dec.parameters()):
             return
-        from ..devices.cpu_native import load_decoder_kernel
-
-        kernel = load_decoder_kernel()
-        if kernel is None or self.n_state % kernel.lanes:
+        if self.n_state % kernel.lanes:
             return
         for layer in layers:
             for name in ("q", "k", "v", "o", "cq", "co", "fc1", "fc2"):
@@ -366,6 +365,7 @@ class FastInference:
         self.offset = 0
 
 
-def attach_fast_decoder(model: nn.Module, quant: str = "none") -> FastDecoder:
-    """A fast decoder over ``model``'s text decoder (its weights shared, or quantised copies)."""
-    return FastDecoder(model, quant)
+def attach_fast_decoder(model: nn.Module, quant: str = "none", kernel: Any = None) -> FastDecoder:
+    """A fast decoder over ``model``'s text decoder (its weights shared, or quantised
+    copies); ``kernel`` as for :class:`FastDecoder`."""
+    return FastDecoder(model, quant, kernel)
