@@ -12,6 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+from .audio import SAMPLE_RATE
+
 DEFAULT_MODEL = "base"
 FORMATS = ("txt", "vtt", "srt", "tsv", "json")
 
@@ -216,7 +218,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             _err(f"error: {exc}")
             failed += 1
             continue
-        duration = len(audio) / 16000
+        duration = len(audio) / SAMPLE_RATE
         show = args.progress if args.progress is not None else duration > 30
         bar = _progress_bar(duration, path) if show else None
         try:

@@ -71,7 +71,8 @@ class Device(ABC):
     @classmethod
     @abstractmethod
     def probe(cls) -> DeviceInfo:
-        """Cheap check whether this device can run here, and why not."""
+        """Whether this device can run here, and why not. Not free: the cpu device builds
+        its compiled kernels on first use, the xrt device asks the driver (``xrt-smi``)."""
 
     # -- weights (once, at load) ---------------------------------------------------------
     @abstractmethod

@@ -14,6 +14,7 @@ user runs the same arithmetic as torch calls from Python, and ``status()`` says 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -79,14 +80,24 @@ class NativeKernel:
 
         where = self.build_dir()
         where.mkdir(parents=True, exist_ok=True)
-        module = cpp_extension.load(
-            name=f"npuw_{self.name}_{self.build_key()}",
-            sources=[str(self.source)],
-            extra_cflags=self.cflags,
-            extra_ldflags=LDFLAGS,
-            build_directory=str(where),
-            verbose=False,
-        )
+        # torch's builder waits, without end, while a ``lock`` file exists in the build
+        # folder; a build that was killed leaves it behind and every later start would
+        # hang. Our builders hold an OS lock (released when a process dies) while they
+        # build, so a ``lock`` file found while holding it is such a leftover.
+        with open(where / ".build.flock", "w") as baton:
+            fcntl.flock(baton, fcntl.LOCK_EX)
+            leftover = where / "lock"
+            if leftover.exists():
+                log.warning("removing a build lock left by a killed build: %s", leftover)
+                leftover.unlink(missing_ok=True)
+            module = cpp_extension.load(
+                name=f"npuw_{self.name}_{self.build_key()}",
+                sources=[str(self.source)],
+                extra_cflags=self.cflags,
+                extra_ldflags=LDFLAGS,
+                build_directory=str(where),
+                verbose=False,
+            )
         if self.check is not None:
             self.check(module)
         return module
