@@ -25,7 +25,7 @@ class ElidedLabel(QLabel):
         self.setText(text)
 
     # -- text ----------------------------------------------------------------------------
-    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+    def setText(self, text: str) -> None:
         """Show ``text``, elided to the current width; the tooltip gets it in full."""
         text = text.replace("\n", " ")
         if text == self._full and super().text():
@@ -51,17 +51,17 @@ class ElidedLabel(QLabel):
         m = self.contentsMargins()
         return m.left() + m.right() + 2 * self.margin()
 
-    def sizeHint(self) -> QSize:  # noqa: N802
+    def sizeHint(self) -> QSize:
         """Room for the full text (layouts give it when there is space)."""
         fm = self.fontMetrics()
         return QSize(fm.horizontalAdvance(self._full) + self._margins_width() + 2, super().sizeHint().height())
 
-    def minimumSizeHint(self) -> QSize:  # noqa: N802
+    def minimumSizeHint(self) -> QSize:
         """A few characters wide, whatever the text: a long text never raises the window's minimum."""
         fm = self.fontMetrics()
         return QSize(fm.horizontalAdvance(MIN_CHARS) + self._margins_width(), super().minimumSizeHint().height())
 
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+    def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._elide()
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Sequence
 
 from .events import TimingEvent, op_category
 from .summary import summary_dict
