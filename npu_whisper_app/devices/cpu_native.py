@@ -28,6 +28,8 @@ from typing import Callable
 import platformdirs
 import torch
 
+from .cpuinfo import cpu_signature
+
 log = logging.getLogger(__name__)
 
 # -fopenmp: at::parallel_for then runs on torch's own OpenMP pool (the same libgomp.so.1,
@@ -38,17 +40,6 @@ LDFLAGS = ["-fopenmp"]
 
 def enabled() -> bool:
     return os.environ.get("NPU_WHISPER_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def _cpu_signature() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith(("flags", "Features")):
-                    return " ".join(sorted(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class NativeKernel:
@@ -67,7 +58,7 @@ class NativeKernel:
         h = hashlib.sha1()
         headers = sorted(self.source.parent.glob("*.h"))  # included by the sources
         for part in (self.source.read_bytes(), *(p.read_bytes() for p in headers), torch.__version__.encode(), sys.version.encode(), " ".join(self.cflags + LDFLAGS).encode(),
-                     platform.machine().encode(), _cpu_signature().encode()):
+                     platform.machine().encode(), cpu_signature().encode()):
             h.update(part)
             h.update(b"\0")
         return h.hexdigest()[:12]
