@@ -62,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--word_timestamps", "--word-timestamps", type=_str2bool, nargs="?", const=True, default=False, help="word-level timestamps")
     t.add_argument("--output_dir", "--output-dir", "-o", default=None, help="write output files here (default: no files)")
     t.add_argument("--output_format", "--format", "-f", type=_formats, default=None, help="txt,vtt,srt,tsv,json or all (default: all when --output-dir is given)")
-    t.add_argument("--profile", default=None, help="write the timing events and their summary to this JSON file")
+    t.add_argument("--profile", default=None, help="write every timing event to this file: our JSON with summaries, or a Chrome trace (see --profile-format)")
+    t.add_argument(
+        "--profile-format", "--profile_format", choices=["json", "chrome"], default=None,
+        help="format of --profile: json (ours, with per-op/per-layer summaries) or chrome (Chrome trace / Perfetto JSON for "
+        "ui.perfetto.dev or chrome://tracing); default: chrome for names ending .trace.json or .perfetto.json, else json",
+    )
     t.add_argument("--temperature", type=float, default=0.0, help="temperature to use for sampling")
     t.add_argument("--temperature_increment_on_fallback", type=_optional_float, default=0.2, help="temperature increase on fallback; None disables fallback")
     t.add_argument("--best_of", type=_optional_int, default=5, help="candidates when sampling with non-zero temperature")
@@ -163,7 +168,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from .catalog import ModelError
     from .output import write_outputs
     from .pipeline import Engine, TranscribeOptions
-    from .profiling import export_json, summary_dict
+    from .profiling import export_timings, summary_dict
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -248,9 +253,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         )
     if args.profile:
         events = [e for r in results for e in r.events]
-        export_json(
+        export_timings(
             events,
             args.profile,
+            args.profile_format,
             extra={
                 "model": engine.model_name,
                 "device": engine.device_name,
