@@ -210,7 +210,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         _err(f"error: {exc}")
         return 2
     if engine.model_name.endswith(".en") and args.language not in (None, "en", "English"):
-        warnings.warn(f"{engine.model_name} is an English-only model; using English instead of {args.language!r}")
+        warnings.warn(f"{engine.model_name} is an English-only model; using English instead of {args.language!r}", stacklevel=2)
 
     failed = 0
     results = []
@@ -231,7 +231,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                 audio,
                 options,
                 source=path,
-                on_progress=(lambda done, total: bar.update(done)) if bar else None,
+                on_progress=(lambda done, total, bar=bar: bar.update(done)) if bar else None,
             )
         except Exception as exc:  # one bad file must not stop the batch
             _err(f"error: {path}: transcription failed ({type(exc).__name__}: {exc})")

@@ -41,7 +41,7 @@ def test_one_dispatch_per_head_and_query_tile(reference: AudioEncoder) -> None:
     tiles = math.ceil(1500 / 64)
     attn = [e for e in rec.events if e.op == "attention"]
     assert len(attn) == 2 * 2 * tiles  # layers x heads x tiles
-    assert {(e.layer, e.head, e.tile) for e in attn} == {(l, h, t) for l in range(2) for h in range(2) for t in range(tiles)}
+    assert {(e.layer, e.head, e.tile) for e in attn} == {(layer, h, t) for layer in range(2) for h in range(2) for t in range(tiles)}
     assert all(e.end_ns >= e.start_ns and e.flops > 0 for e in attn)
     live = LiveProfile()
     live.add(rec.events)

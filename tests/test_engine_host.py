@@ -97,7 +97,9 @@ def test_errors_reach_the_caller_and_the_host_keeps_running(jfk) -> None:
         ok = host.decode_utterance(jfk, DecoderOptions(final="window"), model="tiny.en", device="cpu")
         assert "fellow americans" in ok.text.lower()
         # a load that fails is reported as an event and as the caller's exception
-        with pytest.raises(Exception):
+        from npu_whisper_app.catalog import ModelError
+
+        with pytest.raises(ModelError):
             host.load("no-such-model", "cpu").result(timeout=600)
         assert stream.of(ev.EngineFailed)
     finally:

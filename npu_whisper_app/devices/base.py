@@ -124,7 +124,7 @@ class Device(ABC):
         :attr:`packed_attention`."""
         raise NotImplementedError(f"{self.name} has no packed attention")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional: most devices hold nothing to release)
         """Release device resources."""
 
     def __enter__(self) -> "Device":
