@@ -14,8 +14,10 @@ BIN = Path(sys.executable).parent
 
 #: openai-whisper modules that are not its public calls (``whisper.load_model``,
 #: ``whisper.decode``, ``whisper.DecodingOptions``, ``whisper.audio``, ``whisper.tokenizer``,
-#: ``whisper.utils``, ``whisper.normalizers``); only model/whisper_loop.py may use them
-INTERNALS = ("whisper.decoding", "whisper.transcribe", "whisper.timing", "whisper.model", "whisper.triton_ops")
+#: ``whisper.utils``, ``whisper.normalizers``, and ``whisper.model``'s ``Whisper`` /
+#: ``ModelDimensions`` that build a model from a checkpoint, as ``load_model`` does);
+#: only model/whisper_loop.py may use them
+INTERNALS = ("whisper.decoding", "whisper.transcribe", "whisper.timing", "whisper.triton_ops")
 HOOKS_MODULE = PACKAGE / "model" / "whisper_loop.py"
 
 
