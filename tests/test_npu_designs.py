@@ -126,3 +126,14 @@ def test_check_catches_a_third_input_and_an_overflow_in_a_new_design(tmp_path) -
     errs, _ = dc.check_design(dc.build(third, "design", 1536, 512, 512))
     assert any("3 input DMA channels (S2MM) in use, it has 2" in e for e in errs), errs
     assert any("3 output DMA channels (MM2S) in use, it has 2" in e for e in errs), errs
+
+
+def test_driver_admits_the_three_contexts_and_refused_the_old_eight() -> None:
+    from kernels.check.xdna import ContextRefused, admit
+
+    assert admit([4, 4, 4], NPU1) == [(1, 4)] * 3  # all share the first 4-column partition
+    with pytest.raises(ContextRefused, match="allows 6 hardware contexts"):
+        admit([4] * 8, NPU1)  # the old host: one context per xclbin, 8 for base
+    assert admit([1, 2], NPU1) == [(1, 1), (2, 2)]  # disjoint ranges while columns are free
+    with pytest.raises(ContextRefused, match="no free 2-column range"):
+        admit([4, 2], NPU1)
