@@ -11,6 +11,13 @@
 # 65th row of timing words: the core's own cycle counter at the start and end of this
 # (head, query tile), its column and row. The host turns those into per-(head, tile) events.
 # Runtime parameters (per run): [valid_keys, key tiles, rounds of this column].
+#
+# Input: the qkv gemm's output as ONE bf16 tensor qkv[T][3D] (q | k | v side by side, heads
+# in order inside each, D = H * d), exactly as the host holds it; the shim access patterns do
+# the head split (a 64-wide column window of a 3D-wide row) and interleave K and V per key
+# tile (repeat over key tiles, size 2 with stride D between K and V), so the host does no
+# per-head packing. Rows T_valid..T-1 must be finite (the host leaves them zero); keys there
+# are masked by valid_keys.
 import argparse
 
 import numpy as np
@@ -28,11 +35,13 @@ STATE_WORDS = TQ * 64 + 2 * TQ  # acc[64][d] f32, m[64], l[64]
 SCRATCH_WORDS = 16 * TK  # S / P for 16 query rows at a time (f32)
 
 
-def design(H: int, T: int, d: int = 64, device: str = "npu1"):
+def design(H: int, T: int, d: int = 64, device: str = "npu1", valid: int | None = None):
     assert T % (TQ * ROWS) == 0 and d == 64
+    valid = T if valid is None else valid
+    assert 0 < valid <= T
     nt = T // TK
-    q_ty = np.ndarray[(H * T * d,), np.dtype[bfloat16]]  # [H][T][d]
-    kv_ty = np.ndarray[(H * nt * 2 * TK * d,), np.dtype[bfloat16]]  # [H][T/64][K|V][64][d]
+    D = H * d
+    qkv_ty = np.ndarray[(T * 3 * D,), np.dtype[bfloat16]]  # [T][q | k | v], each [H][d]
     o_ty = np.ndarray[(H * (T // TQ) * O_ROWS * d,), np.dtype[bfloat16]]  # [H][T/64][65][d]
     q_l2 = np.ndarray[(ROWS * TQ * d,), np.dtype[bfloat16]]
     q_l1 = np.ndarray[(TQ, d), np.dtype[bfloat16]]
@@ -95,10 +104,10 @@ def design(H: int, T: int, d: int = 64, device: str = "npu1"):
 
     def set_rtps(*bufs):
         for i, buf in enumerate(bufs):
-            buf[0], buf[1], buf[2] = T, nt, len(heads_of[i // ROWS]) * rounds_per_head
+            buf[0], buf[1], buf[2] = valid, nt, len(heads_of[i // ROWS]) * rounds_per_head
 
     rt = Runtime()
-    with rt.sequence(q_ty, kv_ty, o_ty) as (Q, KV, O):
+    with rt.sequence(qkv_ty, o_ty) as (QKV, O):
         rt.start(*workers)
         rt.inline_ops(set_rtps, [b for col in rtps for b in col])
         for col in range(COLS):
@@ -109,12 +118,12 @@ def design(H: int, T: int, d: int = 64, device: str = "npu1"):
                 for rd in range(rounds_per_head):
                     tg = rt.task_group()
                     # Q: 4 consecutive query tiles (256 rows) of head h, one per core row
-                    rt.fill(q_in[col].prod(), Q, TensorAccessPattern(
-                        (H * T, d), (h * T + rd * ROWS * TQ) * d, [1, 1, ROWS * TQ, d], [0, 0, d, 1]),
+                    rt.fill(q_in[col].prod(), QKV, TensorAccessPattern(
+                        (T, 3 * D), rd * ROWS * TQ * 3 * D + h * d, [1, 1, ROWS * TQ, d], [0, 0, 3 * D, 1]),
                         task_group=tg, placement=Tile(col, 0))
                     # K and V of head h, interleaved per 64-key tile, broadcast to the column
-                    rt.fill(kv_l3[col].prod(), KV, TensorAccessPattern(
-                        (H * nt * 2 * TK, d), h * nt * 2 * TK * d, [1, nt * 2, TK, d], [0, TK * d, d, 1]),
+                    rt.fill(kv_l3[col].prod(), QKV, TensorAccessPattern(
+                        (T, 3 * D), D + h * d, [nt, 2, TK, d], [TK * 3 * D, D, 3 * D, 1]),
                         task_group=tg, placement=Tile(col, 0))
                     # O + timing rows of the 4 tiles, into [H][T/64][65][d]
                     rt.drain(o_out[col].cons(), O, TensorAccessPattern(
@@ -130,6 +139,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="flash attention, all heads and query tiles of a layer per dispatch")
     ap.add_argument("--heads", type=int, required=True)
     ap.add_argument("-T", type=int, required=True, help="frames, padded to a multiple of 256")
+    ap.add_argument("--valid", type=int, help="keys that are not padding (default: T)")
     ap.add_argument("--device", default="npu1", choices=["npu1", "npu2"])
     a = ap.parse_args()
-    print(design(a.heads, a.T, 64, a.device))
+    print(design(a.heads, a.T, 64, a.device, a.valid))
