@@ -137,3 +137,36 @@ def test_driver_admits_the_three_contexts_and_refused_the_old_eight() -> None:
     assert admit([1, 2], NPU1) == [(1, 1), (2, 2)]  # disjoint ranges while columns are free
     with pytest.raises(ContextRefused, match="no free 2-column range"):
         admit([4, 2], NPU1)
+
+
+# -- the build files describe these designs --------------------------------------------------
+
+
+def test_checked_in_manifest_is_what_the_designs_give() -> None:
+    """kernels/manifest.json (taps, runtime parameters, dims, files) is regenerated from the
+    designs; a design edited without regenerating it fails here."""
+    import json
+
+    from npu_whisper_app.devices.xrt_manifest import build_manifest
+
+    fresh = build_manifest([MODEL_DIMS["tiny"], MODEL_DIMS["base"]]).to_dict()
+    assert json.loads((KERNELS / "manifest.json").read_text()) == json.loads(json.dumps(fresh))
+    assert {k["xclbin"] for k in fresh["kernels"]} == {"gemm.xclbin", "attention.xclbin", "layernorm_n384.xclbin",
+                                                        "layernorm_n512.xclbin"}
+
+
+def test_makefile_builds_the_objects_the_designs_link() -> None:
+    import re
+
+    mk = (KERNELS / "Makefile").read_text()
+    rules = dict(re.findall(r"^\$\(BUILD\)/(\S+\.o): (aie2/\S+\.cc)", mk, re.M))
+    objs = set(re.search(r"^OBJS := (.*)$", mk, re.M).group(1).replace("$(BUILD)/", "").split())
+    assert objs == set(rules)
+    assert all((KERNELS / src).is_file() for src in rules.values()), rules
+    for old in ("mm_bf16.cc", "flash_attn.cc", "layernorm.cc", "gelu.cc"):
+        assert old not in mk and not (KERNELS / "aie2" / old).exists()
+    linked = set()
+    for path, args in model_designs("base"):
+        design = dc.build(KERNELS / path, "design", *args)
+        linked |= {k.bin_name for w in design.workers for k in w.kernels}
+    assert linked == objs

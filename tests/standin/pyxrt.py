@@ -156,7 +156,7 @@ NUMERICS = True  # False: runs complete without arithmetic (attention still writ
 FAILURES: list[Failure] = []
 stats = Stats()
 _OPEN: list["hw_context"] = []  # the driver's view of our open contexts
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # re-entrant: a context may be garbage-collected (__del__) while the lock is held
 
 
 def _env_failures() -> list[Failure]:
