@@ -362,6 +362,7 @@ def _serve(ctx_ref, q: "queue.Queue") -> None:
             return
         if not r._execute():
             return  # a hung command: the context's queue never moves again (as on the array)
+        del r  # an idle queue must not keep its context alive
 
 
 # ---------------------------------------------------------------------------------------
