@@ -155,7 +155,7 @@ STRICT = True
 NUMERICS = True  # False: runs complete without arithmetic (attention still writes its counter rows)
 FAILURES: list[Failure] = []
 stats = Stats()
-_OPEN: list["hw_context"] = []  # the driver's view of our open contexts
+_OPEN: dict[int, int] = {}  # the driver's view of our open contexts: id -> width (no strong references)
 _LOCK = threading.RLock()  # re-entrant: a context may be garbage-collected (__del__) while the lock is held
 
 
@@ -186,8 +186,7 @@ def reset() -> None:
     STRICT = True
     FAILURES[:] = _env_failures()
     with _LOCK:
-        for ctx in list(_OPEN):
-            ctx._release()
+        _OPEN.clear()
     stats = Stats()
 
 
@@ -312,7 +311,7 @@ class hw_context:
         if self.xclbin._device != gen:
             raise RuntimeError(f"hw_context: xclbin built for {self.xclbin._device}, the device is {gen} ({NAME})")
         with _LOCK:
-            widths = list(OTHER_CONTEXTS) + [c.xclbin._columns for c in _OPEN] + [self.xclbin._columns]
+            widths = list(OTHER_CONTEXTS) + list(_OPEN.values()) + [self.xclbin._columns]
             try:
                 placed = admit(widths, LIMITS[gen])
             except ContextRefused as exc:
@@ -320,7 +319,7 @@ class hw_context:
                 raise RuntimeError(f"DRM_IOCTL_AMDXDNA_CREATE_HWCTX IOCTL failed: {exc}") from None
             self.start_col, self.num_cols = placed[-1]
             self._open = True
-            _OPEN.append(self)
+            _OPEN[id(self)] = self.xclbin._columns
             stats.contexts += 1
             stats.contexts_open = len(_OPEN)
             stats.contexts_peak = max(stats.contexts_peak, len(_OPEN))
@@ -334,8 +333,7 @@ class hw_context:
     def _release(self) -> None:  # with _LOCK held
         if self._open:
             self._open = False
-            if self in _OPEN:
-                _OPEN.remove(self)
+            _OPEN.pop(id(self), None)
             stats.contexts_open = len(_OPEN)
 
     def close(self) -> None:  # not in pyxrt: a context closes when its last reference goes; tests use it
