@@ -15,8 +15,8 @@ What it enforces, and where each rule comes from:
   XRT does when ``DRM_IOCTL_AMDXDNA_CREATE_HWCTX`` fails. Contexts are released when closed or
   garbage-collected.
 * **Asynchronous runs** (``xrt::run::start`` returns once the command is submitted;
-  ``xrt::run::wait(timeout)`` returns ``ERT_CMD_STATE_TIMEOUT`` while it is still in flight,
-  XRT ``src/runtime_src/core/include/xrt/xrt_kernel.h``): a command executes on the context's
+  ``xrt::run::wait(timeout_ms)`` returns ``ERT_CMD_STATE_TIMEOUT`` if the timeout is exceeded and
+  the run goes on, Xilinx/XRT ``src/runtime_src/core/include/xrt/xrt_kernel.h`` @02582ec6): a command executes on the context's
   own background queue thread; ``wait(timeout_ms)`` really waits, and a hung command
   (``fail(..., state="HANG")``, or a design whose fifos do not balance) times out.
 * **Argument counts as pyxrt accepts them** (``pyxrt.cpp``, ``kernel.__call__``: each
@@ -146,10 +146,13 @@ class Stats:
 
 
 DEVICES = int(os.environ.get("PYXRT_STANDIN_DEVICES", "1"))
-NAME = "RyzenAI-npu1"  # xrt-smi / rom_vbnv name of a Phoenix NPU (Strix: RyzenAI-npu4)
-#: what DRM_AMDXDNA_QUERY_CLOCK_METADATA gives (amd/xdna-driver src/shim/device.cpp clock_topology):
-#: the MP-NPU clock and the H clock (the AIE array's clock), in MHz
-CLOCKS_MHZ = {"MP-NPU Clock": 1267, "H Clock": 1600}
+#: the driver's vbnv of a Phoenix NPU (amd/xdna-driver src/driver/amdxdna/npu1_regs.c @5da962ee,
+#: ``.vbnv = "RyzenAI-npu1"``; Strix: RyzenAI-npu4)
+NAME = "RyzenAI-npu1"
+#: what DRM_AMDXDNA_QUERY_CLOCK_METADATA gives (amd/xdna-driver src/shim/device.cpp @004a626a
+#: clock_topology): the MP-NPU clock and the H clock (the AIE array's clock), in MHz; values: the
+#: top DPM level of npu1_regs.c @5da962ee (NPU1_MPNPUCLK_FREQ_MAX 847, NPU1_HCLK_FREQ_MAX 1600)
+CLOCKS_MHZ = {"MP-NPU Clock": 847, "H Clock": 1600}
 OTHER_CONTEXTS: list[int] = []  # widths of contexts other processes hold on the NPU
 STRICT = True
 NUMERICS = True  # False: runs complete without arithmetic (attention still writes its counter rows)
@@ -181,7 +184,7 @@ def reset() -> None:
     DEVICES = int(os.environ.get("PYXRT_STANDIN_DEVICES", "1"))
     NUMERICS = True
     NAME = "RyzenAI-npu1"
-    CLOCKS_MHZ = {"MP-NPU Clock": 1267, "H Clock": 1600}
+    CLOCKS_MHZ = {"MP-NPU Clock": 847, "H Clock": 1600}
     OTHER_CONTEXTS.clear()
     STRICT = True
     FAILURES[:] = _env_failures()
