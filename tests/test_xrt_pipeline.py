@@ -51,7 +51,9 @@ def test_transcribes_real_speech_on_xrt_with_the_same_words_as_cpu(monkeypatch, 
 def test_auto_picks_xrt_when_it_works(monkeypatch, tmp_path, capsys) -> None:
     install(monkeypatch, tmp_path, TINY)
     assert main(["devices"]) == 0
-    assert "auto -> xrt" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "auto -> xrt" in out
+    assert "generation: npu1" in out and "kernels_built_for: ['npu1']" in out and "aie_clock_mhz: 1600" in out
 
 
 @pytest.mark.parametrize("how", ["no device", "kernels missing", "context refused", "kernel error", "timeout"])
