@@ -7,8 +7,10 @@
 # micro-kernel is mm.cc's aie::mmul<4, 8, 4> (bf16 -> f32).
 # Changes for npu-whisper, each within the 2 + 2 DMA channels of a core:
 #   * the bias rides in the B stream: the host pre-tiles B as [N/n][K/k + 1][k][n] and the
-#     extra (k x n) block of each column slab carries that slab's n bias values (f32, in the
-#     first 2n bf16 slots); the core's epilogue reads it after the last K step. No third input.
+#     extra (k x n) block of each column slab carries that slab's n bias values (f32) in the
+#     bf16 slots that become the FIRST 2n of the core's L1 buffer after B's memtile
+#     dims_to_stream (not the block's first 2n; the host computes them from the manifest's
+#     recorded dims); the core's epilogue reads it after the last K step. No third input.
 #   * one xclbin for every gemm shape of a model: the core loop counts (output tiles per core,
 #     K steps) and the GELU flag are runtime parameters (GlobalBuffer use_write_rtp) written by
 #     the instruction stream, which is built per shape (the runtime sequence holds the sizes).
