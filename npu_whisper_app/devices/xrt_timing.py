@@ -35,7 +35,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +125,7 @@ def tile_events(timings: Iterable[TileTiming], clock_hz: float, host_start_ns: i
         if keep is not None and not keep(t.head, t.tile):
             continue
         base = first[(t.col, t.row)]
-        s = host_start_ns + int(round((t.start_cycles - base) * ns_per_cycle))
-        e = host_start_ns + int(round((t.end_cycles - base) * ns_per_cycle))
+        s = host_start_ns + round((t.start_cycles - base) * ns_per_cycle)
+        e = host_start_ns + round((t.end_cycles - base) * ns_per_cycle)
         out.append((t.head, t.tile, s, e, (t.col, t.row), t.cycles))
     return out

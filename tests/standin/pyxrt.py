@@ -389,7 +389,7 @@ class bo:
 
     def __init__(self, *args) -> None:
         if len(args) == 4 and isinstance(args[0], device):
-            dev, size, flg, group = args
+            _dev, size, flg, group = args
             if not isinstance(flg, bo.flags):
                 raise TypeError("bo(): flags must be pyxrt.bo.flags")
             if not isinstance(size, (int, np.integer)) or size <= 0:
@@ -771,7 +771,7 @@ def _attention_cores(e: KernelEntry, streams: dict) -> dict[str, list[np.ndarray
 def _layernorm_cores(e: KernelEntry, streams: dict) -> dict[str, list[np.ndarray]]:
     """layernorm/layernorm.py: per column, gamma|beta|eps broadcast to 4 cores once; each 16-row
     object split 4 rows per core; memtile c joins the outputs."""
-    rows, cols, R, n = 4, 4, 4, e.shape["N"]
+    rows, cols, R = 4, 4, 4
     out: dict[str, list[np.ndarray]] = {}
     for c in range(cols):
         nn, steps = e.rtps[f"rtp_{c}_0"][:2]
