@@ -64,6 +64,8 @@ class TimingEvent:
     bytes: int = 0
     head: int | None = None
     tile: int | None = None
+    #: (column, row) of the AIE core that ran it, when the device reports it (xrt attention tiles)
+    core: tuple[int, int] | None = None
 
     @property
     def duration_ns(self) -> int:
@@ -123,11 +125,12 @@ class Recorder:
         nbytes: int = 0,
         head: int | None = None,
         tile: int | None = None,
+        core: tuple[int, int] | None = None,
     ) -> None:
         if not self.enabled:
             return
         self._pending.append(
-            TimingEvent(self.window, self.layer, op, device, start_ns, end_ns, flops, nbytes, head, tile)
+            TimingEvent(self.window, self.layer, op, device, start_ns, end_ns, flops, nbytes, head, tile, core)
         )
         if self.flush_every_ns and end_ns - self._last_flush >= self.flush_every_ns:
             self.flush(wait=False)

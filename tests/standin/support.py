@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -36,13 +37,19 @@ def standin_module() -> ModuleType:
     return _module
 
 
+@functools.lru_cache(maxsize=8)
+def manifest_for(dims: tuple[int, int, int, int]):
+    """The manifest of one model's shapes (runs the IRON designs against the double once per dims)."""
+    return build_manifest([dims])
+
+
 def install(monkeypatch, tmp_path: Path, dims: tuple[int, int, int, int]) -> ModuleType:
     """Make ``import pyxrt`` give the stand-in, an NPU node exist and a fake build be found."""
     mod = standin_module()
     mod.reset()
     monkeypatch.setitem(sys.modules, "pyxrt", mod)
     build = tmp_path / "build"
-    mod.write_fake_build(build, build_manifest([dims]))
+    mod.write_fake_build(build, manifest_for(tuple(dims)))
     accel = tmp_path / "accel"
     accel.mkdir(exist_ok=True)
     (accel / "accel0").touch()
