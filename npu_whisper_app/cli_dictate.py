@@ -77,7 +77,7 @@ def add_dictate_parser(subparsers) -> argparse.ArgumentParser:
     cmd = d.add_mutually_exclusive_group()
     for name, what in (("toggle", "start or stop dictating"), ("start", "start dictating"), ("stop", "stop dictating (the last words are still delivered)"),
                        ("status", "print the service's state"), ("quit", "end the service")):
-        cmd.add_argument(f"--{name}", dest="command", action="store_const", const=name, help=f"running service: {what}")
+        cmd.add_argument(f"--{name}", dest="dictate_command", action="store_const", const=name, help=f"running service: {what}")
     d.add_argument("--model", default=None, help="model (default: saved, else base)")
     d.add_argument("--device", default=None, help="encoder device (default: saved, else auto)")
     d.add_argument("--language", default=None, help="spoken language (default: saved, else detected)")
@@ -123,9 +123,9 @@ def _settings_from_args(args: argparse.Namespace):
 def run_dictate(args: argparse.Namespace) -> int:
     from .desktop.control import ControlError, request
 
-    if args.command:
+    if args.dictate_command:
         try:
-            reply = request(args.command)
+            reply = request(args.dictate_command)
         except ControlError as exc:
             _err(f"error: {exc}")
             return 1
