@@ -11,6 +11,7 @@ apt_pkgs=(g++ ninja-build libportaudio2 libsndfile1 espeak-ng sox
           libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0
           libxcb-xkb1 libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0
           xdotool xclip xsel wl-clipboard wtype x11-utils)  # dictation into other apps (desktop/)
+[ "$what" = test ] && apt_pkgs+=(sway)  # tests: a headless Wayland compositor (wlroots) for wtype/wl-copy
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -68,7 +68,7 @@ class WtypeKeyboard:
         mods = [_MODS.get(k) for k in keys[:-1]]
         if None in mods:
             raise KeyboardError(f"wtype cannot press {keys}")
-        args: list[str] = []
+        args: list[str] = ["-s", "60"]  # see type_text
         for m in mods:
             args += ["-M", m]
         args += ["-k", keys[-1]]
@@ -77,7 +77,9 @@ class WtypeKeyboard:
         self._run(*args)
 
     def type_text(self, text: str, delay_s: float = 0.004) -> None:
-        self._run("-d", str(max(0, int(delay_s * 1000))), "--", text)
+        # a pause after wtype uploads its keymap: without it the first character was
+        # sometimes lost (the client had not taken the new keymap yet)
+        self._run("-s", "60", "--", text)
 
 
 def _focused(node: dict) -> dict | None:

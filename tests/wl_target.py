@@ -1,0 +1,16 @@
+"""A Wayland client with a text field for the desktop tests (Qt on the wayland platform):
+``python wl_target.py OUT_FILE`` writes the field's content to OUT_FILE on every change
+and prints ``ready`` once shown."""
+
+import sys, os
+from PySide6.QtWidgets import QApplication, QPlainTextEdit
+from PySide6.QtCore import QTimer
+app = QApplication(sys.argv[:1])
+out = sys.argv[1]
+w = QPlainTextEdit()
+def save():
+    open(out + ".tmp", "w").write(w.toPlainText()); os.replace(out + ".tmp", out)
+w.textChanged.connect(save)
+w.resize(400, 200); w.show(); w.activateWindow(); w.setFocus()
+QTimer.singleShot(500, lambda: print("ready", flush=True))
+app.exec()
