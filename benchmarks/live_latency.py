@@ -197,6 +197,8 @@ def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool | Non
         row["latency_s"] = lat
         rows.append(row)
     if field is not None:
+        if os.environ.get("LIVE_BENCH_DEBUG"):
+            print("field changes:", [(round(t - wall0, 3), x) for t, x in field.changes], [(d.index, d.text, d.result.how, round(d.decided_at - wall0, 3)) for d in sink.delivered])
         field.close()
         sink.close()
     intervals = []
