@@ -40,6 +40,7 @@ class DictationService:
         on_notice: Callable[[str, bool], None] | None = None,
         on_delivered: Callable[[Delivered], None] | None = None,
         wav_dir=None,
+        session_options: dict | None = None,
     ) -> None:
         self.settings = settings
         self.decoder = VocabularyDecoder(decoder, settings.vocabulary) if settings.vocabulary else decoder
@@ -47,6 +48,7 @@ class DictationService:
         self.on_state = on_state
         self.on_notice = on_notice
         self.wav_dir = wav_dir
+        self.session_options = session_options or {}  # more DictationOptions fields (tests: vad="energy")
         self.delivery = delivery or TextDelivery.for_desktop(
             DeliveryOptions(method=settings.method, restore_clipboard=settings.restore_clipboard),
             on_notice=lambda m: self._notice(m, False),
@@ -95,6 +97,7 @@ class DictationService:
                 final=self.settings.final,
                 segmenter=SegmenterOptions(min_silence_ms=self.settings.silence_ms),
                 wav_path=_new_wav(self.wav_dir) if self.wav_dir else None,
+                **self.session_options,
             )
             try:
                 source = self.make_source()
