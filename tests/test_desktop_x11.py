@@ -146,3 +146,16 @@ def test_sink_joins_utterances_and_applies_spoken_commands(target) -> None:
     target.wait_text("Hello there. How are you? Fine.\nThanks")
     assert all(x.result.delivered for x in sink.delivered)
     sink.close()
+
+
+def test_xdotool_fallback_pastes_too(target) -> None:
+    """Without python-xlib the same goes through the xdotool command."""
+    from npu_whisper_app.desktop.x11 import XdotoolKeyboard
+
+    base = TextDelivery.for_desktop()
+    kb = XdotoolKeyboard()
+    assert kb.focused_class()[1] == "Npuwtarget"
+    d = TextDelivery(DeliveryOptions(restore_clipboard=False), kb, base.clipboard)
+    assert d.deliver("via xdotool").delivered
+    target.wait_text("via xdotool")
+    base.close()
