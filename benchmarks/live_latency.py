@@ -122,7 +122,7 @@ class FieldWatch:
 
 
 def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool | None, speed: float, final: str = "transcribe", pad_ms: int | None = None,
-               deliver: bool = False, silence_ms: int | None = None) -> dict:
+               deliver: bool = False, silence_ms: int | None = None, partials: bool = True) -> dict:
     from npu_whisper_app.live.decoder import DecoderOptions, WhisperUtteranceDecoder
     from npu_whisper_app.live.dictation import DictationOptions, DictationSession, Final, Partial
     from npu_whisper_app.live.segmenter import SegmenterOptions
@@ -134,7 +134,7 @@ def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool | Non
     decoder = WhisperUtteranceDecoder(engine, DecoderOptions(language="en", audio_ctx=audio_ctx, final=final))
     decoder.decode(audio[clips[0]["start"] : clips[0]["end"]])  # warm-up
     seg = SegmenterOptions(pad_ms=pad_ms) if silence_ms is None else SegmenterOptions(pad_ms=pad_ms, min_silence_ms=silence_ms)
-    opts = DictationOptions(prompt_previous=prompt_previous, segmenter=seg, wav_path=Path(os.environ.get("TMPDIR", "/tmp")) / f"live-bench-{os.getpid()}.wav", transcript=False)
+    opts = DictationOptions(prompt_previous=prompt_previous, partials=partials, segmenter=seg, wav_path=Path(os.environ.get("TMPDIR", "/tmp")) / f"live-bench-{os.getpid()}.wav", transcript=False)
     field = sink = None
     if deliver:
         from npu_whisper_app.desktop.delivery import TextDelivery
@@ -219,6 +219,7 @@ def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool | Non
         "latency_p95_s": pct(latencies, 95),
         "latency_max_s": max(latencies) if latencies else float("nan"),
         "silence_ms": session.segmenter.options.min_silence_ms,
+        "partials_on": partials,
         "shown_latency_p50_s": pct(shown_lat, 50) if deliver else None,
         "shown_latency_p95_s": pct(shown_lat, 95) if deliver else None,
         "shown_count": len(shown_lat),
@@ -287,6 +288,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="write the full report here")
     p.add_argument("--deliver", action="store_true", help="also paste each final into a second X client and time it (needs DISPLAY)")
     p.add_argument("--silence-ms", type=int, default=None, help="pause that ends an utterance (default: the app's, 500)")
+    p.add_argument("--partials", action=argparse.BooleanOptionalAction, default=True, help="decode partials while speech goes on (the dictation service shows none: --no-partials)")
     args = p.parse_args(argv)
 
     from npu_whisper_app.pipeline import Engine, TranscribeOptions
@@ -301,7 +303,7 @@ def main(argv=None) -> int:
     print(f"each clip transcribed alone (Engine.transcribe, 30 s window): WER {report['alone_wer']:.3f}")
     for ctx, final in [(c, f) for c in args.audio_ctx for f in args.final]:
         cost = decode_cost(engine, audio, clips, ctx, final)
-        r = run_config(engine, audio, clips, ctx, args.prompt_previous, args.speed, final, args.pad_ms, args.deliver, args.silence_ms)
+        r = run_config(engine, audio, clips, ctx, args.prompt_previous, args.speed, final, args.pad_ms, args.deliver, args.silence_ms, args.partials)
         r.update(cost)
         report["configs"].append(r)
         print(
@@ -312,8 +314,9 @@ def main(argv=None) -> int:
         )
         print(f"    speculative finals: {r['speculative_started']} started, {r['speculative_used']} used (the others: a pause that did not last)")
         if args.deliver:
+            partials_on = args.partials
             part = lambda k: pct([row[k] for row in r["clips"] if k in row], 50)  # noqa: E731
-            print(f"    end of speech -> text in the other application's field: p50 {r['shown_latency_p50_s']:.2f} s, p95 {r['shown_latency_p95_s']:.2f} s ({r['shown_count']} of {len(clips)} seen); "
+            print(f"    partials {'on' if partials_on else 'off'}; end of speech -> text in the other application's field: p50 {r['shown_latency_p50_s']:.2f} s, p95 {r['shown_latency_p95_s']:.2f} s ({r['shown_count']} of {len(clips)} seen); "
                   f"silence {r['silence_ms']} ms, pad {r['pad_ms']} ms")
             print(f"    where it goes (p50): VAD hang-over {part('vad_hangover_s'):.3f} s, final decode {part('decode_s'):.3f} s, "
                   f"paste call {part('paste_call_s'):.3f} s, key -> field {part('shown_after_key_s'):.3f} s")
