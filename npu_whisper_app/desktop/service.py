@@ -62,6 +62,7 @@ class DictationService:
         self._last_activity = 0.0
         self._watch: threading.Thread | None = None
         self._closed = False
+        self._sound_told = False
 
     # -- commands ------------------------------------------------------------------------
     def handle(self, command: str) -> dict:
@@ -90,10 +91,11 @@ class DictationService:
                 return
             if self.settings.sounds:
                 problem = sounds.play(sounds.START)  # ends before the microphone opens
-                if problem:
+                if problem and not self._sound_told:
+                    self._sound_told = True
                     self._notice(problem, False)
             opts = DictationOptions(
-                partials=True,
+                partials=self.settings.partials,
                 final=self.settings.final,
                 segmenter=SegmenterOptions(min_silence_ms=self.settings.silence_ms),
                 wav_path=_new_wav(self.wav_dir) if self.wav_dir else None,

@@ -30,6 +30,9 @@ class DictateSettings:
     auto_stop_s: float = 0.0  # stop after this long without speech; 0: never
     silence_ms: int = 500
     final: str = "transcribe"  # "transcribe" | "window"
+    # partial text while speaking: nothing in the service shows it yet, and on 2 cores a
+    # partial decode competes with the final's (see README, "Dictation into any application")
+    partials: bool = False
 
 
 def settings_path() -> Path:
