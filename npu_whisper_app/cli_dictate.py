@@ -95,6 +95,7 @@ def add_dictate_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--auto-stop", type=float, default=None, metavar="SECONDS", help="stop after this long without speech (0: never, the default)")
     d.add_argument("--silence-ms", type=int, default=None, help="pause that ends an utterance (default: 500)")
     d.add_argument("--final", choices=["transcribe", "window"], default=None, help="final decode (see `listen --final`)")
+    d.add_argument("--partials", action=argparse.BooleanOptionalAction, default=None, help="decode partial text while speaking (default: off; nothing shows it yet and it slows the final on few cores)")
     d.add_argument("--no-tray", action="store_true", help="no tray icon or window: run in this terminal")
     d.add_argument("--recordings", default=None, metavar="DIR", help="where each session's recording and transcript go")
     d.add_argument("--save", action="store_true", help="save the choices given here as the defaults")
@@ -109,7 +110,7 @@ def _settings_from_args(args: argparse.Namespace):
     for name, attr in (("model", "model"), ("device", "device"), ("language", "language"), ("input_device", "input_device"),
                        ("hotkey", "hotkey"), ("mode", "mode"), ("method", "method"), ("restore_clipboard", "restore_clipboard"),
                        ("spoken_commands", "spoken_commands"), ("sounds", "sounds"), ("auto_stop", "auto_stop_s"),
-                       ("silence_ms", "silence_ms"), ("final", "final")):
+                       ("silence_ms", "silence_ms"), ("final", "final"), ("partials", "partials")):
         v = getattr(args, name, None)
         if v is not None:
             setattr(s, attr, v)
