@@ -159,3 +159,24 @@ def test_xdotool_fallback_pastes_too(target) -> None:
     assert d.deliver("via xdotool").delivered
     target.wait_text("via xdotool")
     base.close()
+
+
+def test_x11_hotkey_grab_reports_press_and_release_once(target) -> None:
+    """Push-to-talk needs the release; auto-repeat must not look like more presses."""
+    from npu_whisper_app.desktop.hotkey import HotkeyError, X11Hotkey
+
+    calls: list[str] = []
+    hk = X11Hotkey("<Ctrl><Alt>d", lambda: calls.append("press"), lambda: calls.append("release"))
+    hk.start()
+    keys = HeldKeys("Control_L", "Alt_L", "d")
+    try:
+        keys.press()
+        wait_for(lambda: calls == ["press"], 10, "the press")
+        keys.release()
+        wait_for(lambda: calls == ["press", "release"], 10, "the release")
+        assert target.presses("d") == []  # grabbed: the other application never saw the key
+        with pytest.raises(HotkeyError, match="already uses it"):  # a second grab of the same key
+            X11Hotkey("<Ctrl><Alt>d", lambda: None).start()
+    finally:
+        keys.close()
+        hk.close()
