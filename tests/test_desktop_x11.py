@@ -180,3 +180,24 @@ def test_x11_hotkey_grab_reports_press_and_release_once(target) -> None:
     finally:
         keys.close()
         hk.close()
+
+
+def test_paste_works_when_the_layout_has_no_v_key(target) -> None:
+    """As on a Cyrillic layout: the V keysym is mapped onto a spare keycode for the chord."""
+    from Xlib import XK, display
+
+    d = display.Display()
+    kc = d.keysym_to_keycode(XK.string_to_keysym("v"))
+    saved = d.get_keyboard_mapping(kc, 1)[0]
+    d.change_keyboard_mapping(kc, [tuple(0 for _ in saved)])
+    d.sync()
+    try:
+        delivery = TextDelivery.for_desktop(DeliveryOptions(restore_clipboard=False))
+        assert delivery.keyboard._keycode("v") == 0
+        assert delivery.deliver("no v key").delivered
+        target.wait_text("no v key")
+        delivery.close()
+    finally:
+        d.change_keyboard_mapping(kc, [tuple(saved)])
+        d.sync()
+        d.close()

@@ -84,21 +84,32 @@ class XTestKeyboard:
 
     def focused_class(self) -> tuple[str, str] | None:
         """(instance, class) of the window with the input focus (or its nearest ancestor
-        that has a WM_CLASS), None when there is none."""
+        that has a WM_CLASS), else of the window manager's active window
+        (_NET_ACTIVE_WINDOW); None when there is none."""
         try:
-            win = self.d.get_input_focus().focus
-            for _ in range(16):
-                if isinstance(win, int) or win is None:
-                    return None
-                cls = win.get_wm_class()
-                if cls:
-                    return cls
-                tree = win.query_tree()
-                if tree.parent == 0 or tree.parent == tree.root:
-                    return None
-                win = tree.parent
+            cls = self._class_up(self.d.get_input_focus().focus)
+            if cls:
+                return cls
+            root = self.d.screen().root
+            prop = root.get_full_property(self.d.intern_atom("_NET_ACTIVE_WINDOW"), 0)
+            if prop is not None and prop.value and prop.value[0]:
+                return self._class_up(self.d.create_resource_object("window", int(prop.value[0])))
         except Exception:
             return None
+        return None
+
+    @staticmethod
+    def _class_up(win) -> tuple[str, str] | None:
+        for _ in range(16):
+            if isinstance(win, int) or win is None:
+                return None
+            cls = win.get_wm_class()
+            if cls:
+                return cls
+            tree = win.query_tree()
+            if tree.parent == 0 or tree.parent == tree.root:
+                return None
+            win = tree.parent
         return None
 
     # -- input ---------------------------------------------------------------------------
@@ -107,9 +118,16 @@ class XTestKeyboard:
         from Xlib import X
         from Xlib.ext import xtest
 
-        codes = []
+        codes, spare = [], None
         for k in keys:
             kc = self._keycode(k)
+            if not kc and spare is None and len(k) == 1:
+                # the layout has no such key (V on a Cyrillic layout): map it for the moment
+                spare = kc = self._spare_keycode()
+                keysym = self._keysym(k)
+                self.d.change_keyboard_mapping(kc, [(keysym, keysym)])
+                self.d.sync()
+                time.sleep(0.02)
             if not kc:
                 raise KeyboardError(f"no key for {k!r} in the keyboard layout")
             codes.append(kc)
@@ -118,6 +136,10 @@ class XTestKeyboard:
         for kc in reversed(codes):
             xtest.fake_input(self.d, X.KeyRelease, kc)
         self.d.sync()
+        if spare is not None:
+            time.sleep(0.02)
+            self.d.change_keyboard_mapping(spare, [(0, 0)])
+            self.d.sync()
 
     def type_text(self, text: str, delay_s: float = 0.004) -> None:
         """Type ``text`` key by key. A character the layout lacks is mapped for the moment
