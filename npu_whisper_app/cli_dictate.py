@@ -210,7 +210,8 @@ def _serve(args: argparse.Namespace) -> int:
             hotkey = None
             on_notice(str(exc), False)
     elif not args.no_hotkey and kind == "wayland":
-        on_notice("Wayland has no global key grabs: bind a key to `npu-whisper dictate --toggle` in your desktop's keyboard shortcut settings", False)
+        hotkey = _portal_hotkey(settings, service, on_notice)
+        hint = f"{settings.hotkey} (if the desktop confirmed it) or {hint}"
     _err(f"dictation service ready: {hint}; text goes into the focused window via {service.delivery.keyboard.name if service.delivery.keyboard else 'the clipboard only'}")
     try:
         if not args.no_tray and kind != "none" and _has_qt():
@@ -229,6 +230,35 @@ def _serve(args: argparse.Namespace) -> int:
         orig_close()
         close_engine()
     return 0
+
+
+def _portal_hotkey(settings, service, on_notice):
+    """The GlobalShortcuts portal (KDE, GNOME 48+), bound on a thread of its own: the
+    desktop may show the user a confirmation dialog first."""
+    from .desktop.hotkey import HotkeyError
+    from .desktop.portal_hotkey import PortalHotkey, PortalUnavailable
+
+    if settings.mode == "toggle":
+        on_press, on_release = service.toggle, None
+    else:
+        on_press, on_release = service.start, lambda: service.stop(wait=False)
+    try:
+        hk = PortalHotkey(settings.hotkey, on_press, on_release)
+    except HotkeyError as exc:
+        on_notice(f"no global hotkey: {exc}; bind a key to `npu-whisper dictate --toggle` in your desktop's keyboard shortcut settings", False)
+        return None
+
+    def bind() -> None:
+        try:
+            hk.start()
+            on_notice(f"global hotkey {settings.hotkey} registered with the desktop (GlobalShortcuts portal)", False)
+        except PortalUnavailable as exc:
+            on_notice(f"{exc}: bind a key to `npu-whisper dictate --toggle` in your desktop's keyboard shortcut settings", False)
+        except HotkeyError as exc:
+            on_notice(f"the global hotkey was not registered ({exc}); `npu-whisper dictate --toggle` still works", False)
+
+    threading.Thread(target=bind, name="dictate-portal-bind", daemon=True).start()
+    return hk
 
 
 def _has_qt() -> bool:

@@ -4,7 +4,7 @@ press and release (push-to-talk needs the release).
 Wayland gives clients no key grabs. There the desktop's own shortcut settings bind a key
 to ``npu-whisper dictate --toggle`` (or ``--start``/``--stop`` for push-to-talk where
 the desktop offers press and release bindings, as sway's ``bindsym --release`` does).
-The XDG GlobalShortcuts portal is the other way; it is not used yet.
+The XDG GlobalShortcuts portal (``portal_hotkey.py``) is the other way, on KDE and GNOME 48+.
 
 Hotkeys are written like ``<Ctrl><Alt>d`` or ``ctrl+alt+d`` (modifiers: Ctrl, Alt,
 Shift, Super; the key: a keysym name such as ``d``, ``F9``, ``space``).
