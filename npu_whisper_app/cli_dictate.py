@@ -183,7 +183,7 @@ def _serve(args: argparse.Namespace) -> int:
         if not d.result.delivered:
             _err(f"note: not pasted ({d.result.how})")
 
-    service = DictationService(settings, decoder, make_source, on_state=on_state, on_notice=on_notice, on_delivered=on_delivered, wav_dir=args.recordings)
+    service = DictationService(settings, decoder, make_source, on_state=on_state, on_notice=on_notice, on_delivered=on_delivered, wav_dir=args.recordings, persist_settings=True)
     orig_close = service.close
 
     def close_and_quit() -> None:

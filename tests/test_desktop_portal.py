@@ -97,3 +97,84 @@ def test_no_portal_on_the_bus_is_said_plainly(bus) -> None:
     hk = PortalHotkey("<Ctrl><Alt>d", lambda: None, bus=bus, timeout_s=5)
     with pytest.raises(PortalUnavailable, match="no GlobalShortcuts portal"):
         hk.start()
+
+
+class FakeRemoteDesktop(FakePortal):
+    """Answers CreateSession, SelectDevices and Start; records the keysyms sent."""
+
+    def __init__(self, address: str, token: str = "tok-1") -> None:
+        self.keys: list[tuple[int, int]] = []
+        self.token = token
+        super().__init__(address)
+
+    def _serve(self) -> None:
+        from jeepney import DBusAddress, HeaderFields, MessageType, new_method_return, new_signal
+
+        while not self._stop.is_set():
+            try:
+                msg = self.conn.receive(timeout=0.2)
+            except TimeoutError:
+                continue
+            except Exception:
+                return
+            if msg.header.message_type != MessageType.method_call:
+                continue
+            member = msg.header.fields.get(HeaderFields.member)
+            self.calls.append((member, msg.body))
+            if member == "NotifyKeyboardKeysym":
+                self.keys.append((msg.body[2], msg.body[3]))
+                self.conn.send(new_method_return(msg))
+                continue
+            if member not in ("CreateSession", "SelectDevices", "Start"):
+                continue
+            options = msg.body[-1]
+            sender = msg.header.fields[HeaderFields.sender].lstrip(":").replace(".", "_")
+            request = f"{PORTAL_PATH}/request/{sender}/{options['handle_token'][1]}"
+            self.conn.send(new_method_return(msg, "o", (request,)))
+            results = {}
+            if member == "CreateSession":
+                results = {"session_handle": ("o", f"{PORTAL_PATH}/session/{sender}/{options['session_handle_token'][1]}")}
+            elif member == "Start":
+                results = {"devices": ("u", 1), "restore_token": ("s", self.token)}
+            self.conn.send(new_signal(DBusAddress(request, interface="org.freedesktop.portal.Request"), "Response", "ua{sv}", (0, results)))
+
+
+def test_remote_desktop_portal_sends_the_paste_chord_and_keeps_the_restore_token(bus) -> None:
+    from npu_whisper_app.desktop.delivery import DeliveryOptions, TextDelivery
+    from npu_whisper_app.desktop.portal_keyboard import PortalKeyboard
+
+    portal = FakeRemoteDesktop(bus)
+    tokens: list[str] = []
+    kb = PortalKeyboard(restore_token="old", on_token=tokens.append, bus=bus, timeout_s=10, settle_s=0)
+    kb.start()
+    try:
+        select = [c for c in portal.calls if c[0] == "SelectDevices"][0][1][1]
+        assert select["types"] == ("u", 1) and select["restore_token"] == ("s", "old") and select["persist_mode"] == ("u", 2)
+        assert tokens == ["tok-1"]  # saved by the caller: no question next time
+
+        class NullClipboard:
+            name = "null"
+            text = None
+
+            def read(self):
+                return self.text
+
+            def write(self, t):
+                self.text = t
+
+        d = TextDelivery(DeliveryOptions(restore_clipboard=False), kb, NullClipboard())
+        assert d.deliver("hi").delivered
+        assert portal.keys == [(0xFFE3, 1), (0x76, 1), (0x76, 0), (0xFFE3, 0)]  # Ctrl down, v, Ctrl up
+        portal.keys.clear()
+        kb.type_text("é\n")
+        assert portal.keys == [(0xE9, 1), (0xE9, 0), (0xFF0D, 1), (0xFF0D, 0)]
+    finally:
+        kb.close()
+        portal.close()
+
+
+def test_no_remote_desktop_portal_is_said_plainly(bus) -> None:
+    from npu_whisper_app.desktop.portal_keyboard import PortalKeyboard
+
+    with pytest.raises(PortalUnavailable, match="no RemoteDesktop portal"):
+        PortalKeyboard(bus=bus, timeout_s=5).start()

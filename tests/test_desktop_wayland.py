@@ -75,3 +75,25 @@ def test_wl_copy_and_wtype_paste_into_a_wayland_client(field) -> None:
         raise AssertionError(repr(field())) from None
     d.close()
     assert notices == []
+
+
+def test_gnome_like_wayland_without_a_portal_keeps_the_text_on_the_clipboard(field, monkeypatch) -> None:
+    """A Wayland desktop that is not wlroots (GNOME, KDE) needs the RemoteDesktop portal;
+    with none on the bus the text stays on the clipboard (wl-copy) and the user is told once."""
+    bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1"], stdout=subprocess.PIPE, text=True)
+    try:
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", bus.stdout.readline().strip())
+        monkeypatch.delenv("SWAYSOCK")
+        monkeypatch.setenv("XDG_CURRENT_DESKTOP", "GNOME")
+        notices: list[str] = []
+        d = TextDelivery.for_desktop(on_notice=notices.append)
+        assert type(d.keyboard).__name__ == "PortalKeyboard"
+        r1, r2 = d.deliver("First."), d.deliver(" Second.")
+        assert not r1.delivered and r1.on_clipboard and not r2.delivered
+        assert len(notices) == 1 and "RemoteDesktop portal" in notices[0] and "clipboard" in notices[0]
+        out = subprocess.run(["wl-paste", "--no-newline"], capture_output=True, text=True, timeout=10).stdout
+        assert out == "First. Second."
+        assert field() == ""
+    finally:
+        bus.terminate()
+        bus.wait(5)

@@ -92,9 +92,11 @@ class TextDelivery:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_desktop(cls, options: DeliveryOptions | None = None, on_notice: Callable[[str], None] | None = None) -> "TextDelivery":
+    def for_desktop(cls, options: DeliveryOptions | None = None, on_notice: Callable[[str], None] | None = None,
+                    restore_token: str | None = None, on_token: Callable[[str], None] | None = None) -> "TextDelivery":
         """The methods this desktop session offers (X11: XTest or xdotool with xclip or
-        xsel; wlroots Wayland: wtype with wl-copy)."""
+        xsel; wlroots Wayland: wtype with wl-copy; other Wayland desktops (GNOME, KDE):
+        the RemoteDesktop portal with wl-copy, its restore token kept by ``on_token``)."""
         kind = environment.session_type()
         keyboard, problem, clip = None, "", None
         if kind == "x11":
@@ -106,10 +108,19 @@ class TextDelivery:
             from .wayland import WtypeKeyboard
 
             clip = wayland_clipboard()
-            try:
-                keyboard = WtypeKeyboard()
-            except KeyboardError as exc:
-                problem = f"{exc}; on GNOME and KDE, keys need the RemoteDesktop portal, which this version does not use yet"
+            if environment.is_wlroots():
+                try:
+                    keyboard = WtypeKeyboard()
+                except KeyboardError as exc:
+                    problem = f"{exc} (sway, Hyprland and other wlroots desktops need it: install wtype)"
+            else:
+                from .portal_hotkey import PortalUnavailable
+                from .portal_keyboard import PortalKeyboard
+
+                try:  # the session opens on the first paste (the desktop asks the user then)
+                    keyboard = PortalKeyboard(restore_token=restore_token, on_token=on_token)
+                except PortalUnavailable as exc:
+                    problem = str(exc)
         else:
             problem = "there is no graphical session (neither DISPLAY nor WAYLAND_DISPLAY is set)"
         if clip is None and kind != "none":

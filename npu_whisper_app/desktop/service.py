@@ -41,6 +41,7 @@ class DictationService:
         on_delivered: Callable[[Delivered], None] | None = None,
         wav_dir=None,
         session_options: dict | None = None,
+        persist_settings: bool = False,
     ) -> None:
         self.settings = settings
         self.decoder = VocabularyDecoder(decoder, settings.vocabulary) if settings.vocabulary else decoder
@@ -49,9 +50,12 @@ class DictationService:
         self.on_notice = on_notice
         self.wav_dir = wav_dir
         self.session_options = session_options or {}  # more DictationOptions fields (tests: vad="energy")
+        self.persist_settings = persist_settings
         self.delivery = delivery or TextDelivery.for_desktop(
             DeliveryOptions(method=settings.method, restore_clipboard=settings.restore_clipboard),
             on_notice=lambda m: self._notice(m, False),
+            restore_token=settings.remote_desktop_token or None,
+            on_token=self._keep_token,
         )
         self.sink = DeliverySink(self.delivery, UtteranceJoiner(SpokenCommands() if settings.spoken_commands else None), on_delivered)
         self.monitor = QuietMicMonitor()
@@ -63,6 +67,16 @@ class DictationService:
         self._watch: threading.Thread | None = None
         self._closed = False
         self._sound_told = False
+
+    def _keep_token(self, token: str) -> None:
+        """The RemoteDesktop portal's restore token: saved, so the desktop asks once."""
+        self.settings.remote_desktop_token = token
+        if self.persist_settings:
+            from .settings import load_settings, save_settings
+
+            saved = load_settings()
+            saved.remote_desktop_token = token
+            save_settings(saved)
 
     # -- commands ------------------------------------------------------------------------
     def handle(self, command: str) -> dict:

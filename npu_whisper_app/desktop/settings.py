@@ -33,6 +33,8 @@ class DictateSettings:
     # partial text while speaking: nothing in the service shows it yet, and on 2 cores a
     # partial decode competes with the final's (see README, "Dictation into any application")
     partials: bool = False
+    # GNOME/KDE Wayland: the RemoteDesktop portal's token, so the desktop asks only once
+    remote_desktop_token: str = ""
 
 
 def settings_path() -> Path:

@@ -1,7 +1,6 @@
 """Keys on Wayland compositors that offer the virtual-keyboard protocol (wlroots: sway,
 Hyprland, river, labwc, ...), through ``wtype``. GNOME and KDE do not offer it; there
-the XDG RemoteDesktop portal is the way (not implemented yet: the text then stays on
-the clipboard and the user is told so).
+the XDG RemoteDesktop portal is the way (``portal_keyboard.py``).
 
 Wayland gives a client no way to read the keyboard state, so held modifiers cannot be
 waited for: wtype releases any modifier it pressed, and the paste is delayed by
