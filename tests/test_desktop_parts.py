@@ -168,3 +168,33 @@ def test_service_states_vocabulary_and_auto_stop(tmp_path: Path) -> None:
     assert any("without speech" in n for n in notices)
     assert svc.last_result.audio_s < 15  # stopped by auto-stop, not by the end of the file
     svc.close()
+
+
+def test_start_and_stop_sounds_are_outside_the_recording(tmp_path: Path, monkeypatch) -> None:
+    """The start sound has finished before the source opens; the stop sound starts after
+    it is closed - so neither can be transcribed. Start/stop from the socket commands."""
+    from npu_whisper_app.desktop import service as service_mod
+
+    log: list[str] = []
+
+    class LoggedPlayer(FilePlayer):
+        def start(self, *a):
+            log.append("source open")
+            super().start(*a)
+
+        def stop(self):
+            if "source closed" not in log:
+                log.append("source closed")
+            super().stop()
+
+    monkeypatch.setattr(service_mod.sounds, "play", lambda freqs, device=None: log.append("start sound" if freqs == service_mod.sounds.START else "stop sound"))
+    svc = DictationService(DictateSettings(sounds=True), FakeDecoder(), lambda: LoggedPlayer(np.zeros(30 * SR, np.float32)),
+                           delivery=ListSink(), wav_dir=tmp_path, session_options={"vad": "energy"})
+    assert svc.handle("start")["state"] == "listening"
+    assert svc.handle("stop")["state"] in ("decoding", "idle")
+    wait_state(svc, "idle")
+    deadline = time.monotonic() + 10
+    while "stop sound" not in log and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert log == ["start sound", "source open", "source closed", "stop sound"]
+    svc.close()
