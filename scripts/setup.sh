@@ -11,7 +11,9 @@ apt_pkgs=(g++ ninja-build libportaudio2 libsndfile1 espeak-ng sox
           libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0
           libxcb-xkb1 libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0
           xdotool xclip xsel wl-clipboard wtype x11-utils)  # dictation into other apps (desktop/)
-[ "$what" = test ] && apt_pkgs+=(sway)  # tests: a headless Wayland compositor (wlroots) for wtype/wl-copy
+# tests: a headless Wayland compositor (wlroots) for wtype/wl-copy, a private D-Bus for the
+# portal tests, Tk for the second X client (Debian's python3; a pyenv Python brings its own)
+[ "$what" = test ] && apt_pkgs+=(sway dbus-daemon python3-tk)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
