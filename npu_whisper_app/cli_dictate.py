@@ -148,7 +148,17 @@ def _serve(args: argparse.Namespace) -> int:
         _err(f"error: bad saved setting (mode {settings.mode!r}, method {settings.method!r}); fix or delete the settings file")
         return 2
     ref: list = []  # the service, once the model is loaded
-    server = ControlServer(lambda c: ref[0].handle(c) if ref else {"ok": False, "error": "the dictation service is still loading the model"})
+    quit_event = threading.Event()
+
+    def handle(command: str) -> dict:
+        if ref:
+            return ref[0].handle(command)
+        if command == "quit":
+            quit_event.set()
+            return {"ok": True, "state": "quitting"}
+        return {"ok": False, "error": "the dictation service is still loading the model; try again in a moment"}
+
+    server = ControlServer(handle)
     try:
         server.start()  # first: a second service says so before loading a model
     except (ControlError, OSError) as exc:
@@ -161,11 +171,10 @@ def _serve(args: argparse.Namespace) -> int:
         _err(f"error: {exc}")
         return 2
     make_source = _source_factory(settings, args)
-    if make_source is None:
+    if make_source is None or quit_event.is_set():
         server.close()
         close_engine()
-        return 2
-    quit_event = threading.Event()
+        return 2 if make_source is None else 0
     ui = {"tray": None}
 
     def on_state(state: str) -> None:

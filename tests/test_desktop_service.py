@@ -29,7 +29,7 @@ def words(text: str) -> list[str]:
 
 
 class Service:
-    def __init__(self, tmp_path: Path, *extra: str) -> None:
+    def __init__(self, tmp_path: Path, *extra: str, tray: bool = False) -> None:
         rng = np.random.default_rng(5)
         room = lambda s: (rng.standard_normal(int(s * SR)) * 1e-4).astype(np.float32)  # noqa: E731
         audio = np.concatenate([room(0.5), load_audio(EVAL_DEV / "goforward.wav"), room(30)])
@@ -38,7 +38,7 @@ class Service:
         self.err: list[str] = []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "npu_whisper_app.cli_dictate", "dictate", "--model", "tiny.en", "--device", "cpu", "--input", str(self.wav),
-             "--no-tray", "--recordings", str(tmp_path / "rec"), "--hotkey", "<Ctrl><Alt>d", *extra],
+             *([] if tray else ["--no-tray"]), "--recordings", str(tmp_path / "rec"), "--hotkey", "<Ctrl><Alt>d", *extra],
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         threading.Thread(target=lambda: self.err.extend(self.proc.stderr), daemon=True).start()
@@ -107,3 +107,16 @@ def test_toggle_without_a_service_says_so(tmp_path: Path) -> None:
     env = dict(os.environ, NPU_WHISPER_DICTATE_SOCKET=str(tmp_path / "none.sock"), PYTHONPATH=str(ROOT))
     r = subprocess.run([sys.executable, "-m", "npu_whisper_app.cli_dictate", "dictate", "--toggle"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "no dictation service is running" in r.stderr
+
+
+def test_service_with_its_status_window_toggles_and_quits(tmp_path: Path, target) -> None:
+    """With Qt (no system tray under Xvfb: the status window), the words still go to the
+    other application, which keeps the focus; --quit ends the Qt loop."""
+    svc = Service(tmp_path, tray=True)
+    try:
+        assert svc.ctl("--toggle").stdout.strip() == "listening"
+        wait_for(lambda: words(target.text()) == ["go", "forward", "10", "meters"], 120, "the words in the field")
+        assert svc.ctl("--quit").returncode == 0
+        assert svc.proc.wait(60) == 0
+    finally:
+        svc.close()
