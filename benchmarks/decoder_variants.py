@@ -31,17 +31,7 @@ for v in variants:
     elif v == "openai":
         engines[v] = Engine(name, "cpu", decoder="openai")
     elif v in ("fp32", "fp16-loop"):
-        from npu_whisper_app.devices import cpu_native
-        from npu_whisper_app.model import fast_decoder
-
-        engines[v] = Engine(name, "cpu", decoder="fast")
-        if v == "fp32":
-            real = cpu_native.load_decoder_kernel
-            cpu_native.load_decoder_kernel = lambda: None  # the fast decoder without its kernel
-            engines[v].fast_decoder = fast_decoder.attach_fast_decoder(engines[v].model)
-            cpu_native.load_decoder_kernel = real
-        else:
-            engines[v].fast_decoder.step_params = None
+        engines[v] = Engine(name, "cpu", decoder="fast-fp32" if v == "fp32" else "fast-loop")
     else:
         engines[v] = Engine(name, "cpu", decoder="fast", decoder_quant=v)
 opts = TranscribeOptions(language="en", temperature=(0.0,))
@@ -56,8 +46,8 @@ for r in range(rounds):
         dtot = {v: 0.0 for v in engines}
         for it in its:
             for v, e in engines.items() if r % 2 == 0 else reversed(engines.items()):
-                e.recorder.events.clear()
-                e.encoder._cache = None
+                e.recorder.clear()
+                e.forget_cached_window()
                 t = time.perf_counter()
                 res = e.transcribe(it.audio, opts)
                 dt = time.perf_counter() - t

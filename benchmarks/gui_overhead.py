@@ -34,7 +34,7 @@ def main() -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication([])
+    _app = QApplication.instance() or QApplication([])  # noqa: F841  (kept alive for the windows)
     from npu_whisper_app.gui.main_window import MainWindow
     from npu_whisper_app.gui.settings import Settings
 
@@ -77,7 +77,7 @@ def main() -> int:
             (w.perf._timer.start if attached else w.perf._timer.stop)()
             before = w.perf.redraws
             job = w.transcribe(args.file)
-            wait(lambda: job.id in w.results or job.id not in w.jobs)
+            wait(lambda job=job: job.id in w.results or job.id not in w.jobs)
             r = w.results[job.id]
             times[mode].append(r.encoder_s)
             if attached:

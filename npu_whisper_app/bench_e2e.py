@@ -132,8 +132,8 @@ class OursRunner:
             beam_size=settings.beam_size,
             condition_on_previous_text=settings.condition_on_previous_text,
         )
-        self.engine.recorder.events.clear()  # keep memory flat over many runs
-        self.engine.encoder._cache = None  # repeated rounds must not reuse the last window's encoding
+        self.engine.recorder.clear()  # keep memory flat over many runs
+        self.engine.forget_cached_window()  # repeated rounds must not reuse the last window's encoding
         return self.engine.transcribe(audio, opts).text
 
     def close(self) -> None:

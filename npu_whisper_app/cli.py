@@ -12,6 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+from .audio import SAMPLE_RATE
+
 DEFAULT_MODEL = "base"
 FORMATS = ("txt", "vtt", "srt", "tsv", "json")
 
@@ -60,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--word_timestamps", "--word-timestamps", type=_str2bool, nargs="?", const=True, default=False, help="word-level timestamps")
     t.add_argument("--output_dir", "--output-dir", "-o", default=None, help="write output files here (default: no files)")
     t.add_argument("--output_format", "--format", "-f", type=_formats, default=None, help="txt,vtt,srt,tsv,json or all (default: all when --output-dir is given)")
-    t.add_argument("--profile", default=None, help="write the timing events and their summary to this JSON file")
+    t.add_argument("--profile", default=None, help="write every timing event to this file: our JSON with summaries, or a Chrome trace (see --profile-format)")
+    t.add_argument(
+        "--profile-format", "--profile_format", choices=["json", "chrome"], default=None,
+        help="format of --profile: json (ours, with per-op/per-layer summaries) or chrome (Chrome trace / Perfetto JSON for "
+        "ui.perfetto.dev or chrome://tracing); default: chrome for names ending .trace.json or .perfetto.json, else json",
+    )
     t.add_argument("--temperature", type=float, default=0.0, help="temperature to use for sampling")
     t.add_argument("--temperature_increment_on_fallback", type=_optional_float, default=0.2, help="temperature increase on fallback; None disables fallback")
     t.add_argument("--best_of", type=_optional_int, default=5, help="candidates when sampling with non-zero temperature")
@@ -157,11 +164,11 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     import torch
 
     from .audio.decode import AudioError
-    from .devices import DeviceError
-    from .model.resolve import ModelError
+    from .catalog import DeviceError
+    from .catalog import ModelError
     from .output import write_outputs
     from .pipeline import Engine, TranscribeOptions
-    from .profiling import export_json, summary_dict
+    from .profiling import export_timings, summary_dict
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -203,7 +210,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         _err(f"error: {exc}")
         return 2
     if engine.model_name.endswith(".en") and args.language not in (None, "en", "English"):
-        warnings.warn(f"{engine.model_name} is an English-only model; using English instead of {args.language!r}")
+        warnings.warn(f"{engine.model_name} is an English-only model; using English instead of {args.language!r}", stacklevel=2)
 
     failed = 0
     results = []
@@ -216,7 +223,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             _err(f"error: {exc}")
             failed += 1
             continue
-        duration = len(audio) / 16000
+        duration = len(audio) / SAMPLE_RATE
         show = args.progress if args.progress is not None else duration > 30
         bar = _progress_bar(duration, path) if show else None
         try:
@@ -224,7 +231,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                 audio,
                 options,
                 source=path,
-                on_progress=(lambda done, total: bar.update(done)) if bar else None,
+                on_progress=(lambda done, total, bar=bar: bar.update(done)) if bar else None,
             )
         except Exception as exc:  # one bad file must not stop the batch
             _err(f"error: {path}: transcription failed ({type(exc).__name__}: {exc})")
@@ -246,9 +253,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         )
     if args.profile:
         events = [e for r in results for e in r.events]
-        export_json(
+        export_timings(
             events,
             args.profile,
+            args.profile_format,
             extra={
                 "model": engine.model_name,
                 "device": engine.device_name,
@@ -284,12 +292,12 @@ def _progress_bar(duration: float, path: str):
 def cmd_listen(args: argparse.Namespace) -> int:
     import torch
 
-    from .devices import DeviceError
+    from .catalog import DeviceError
     from .live.decoder import DecoderOptions, WhisperUtteranceDecoder
     from .live.dictation import DictationOptions, DictationSession, Final, Notice, Partial, fmt_time
     from .live.segmenter import SegmenterOptions
     from .live.sources import FilePlayer, MicSource
-    from .model.resolve import ModelError
+    from .catalog import ModelError
     from .pipeline import Engine
 
     if args.threads > 0:
@@ -364,7 +372,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from .devices import pick_auto, probe_all
+    from .catalog import pick_auto, probe_all
 
     infos = probe_all()
     auto, why = pick_auto()
@@ -383,7 +391,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .model.resolve import available_models
+    from .catalog import available_models
 
     rows = available_models()
     if args.json:
@@ -396,8 +404,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_encoder_bench
-    from .devices import DeviceError
-    from .model.resolve import ModelError
+    from .catalog import DeviceError
+    from .catalog import ModelError
 
     device_options, engine_options = _engine_options(args)
     if args.e2e:
@@ -413,8 +421,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_bench_e2e(args: argparse.Namespace, device_options: dict, engine_options: dict) -> int:
     from .bench_e2e import run_e2e_bench
-    from .devices import DeviceError
-    from .model.resolve import ModelError
+    from .catalog import DeviceError
+    from .catalog import ModelError
     from .peers import DecodeSettings
 
     temps = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if args.fallback else (0.0,)

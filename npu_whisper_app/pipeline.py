@@ -1,32 +1,37 @@
-"""Jobs: transcribe audio with openai-whisper's decoding loop and our encoder on a device.
+"""The engine: the one way in to a loaded Whisper model whose encoder runs on a device.
 
-One :class:`Engine` owns the model and the device (keep it on one thread); it runs
-jobs one after another. Progress, finished segments, timing batches and notices reach
-the caller through plain callbacks, so the GUI, the CLI and the benchmarks share it.
+One :class:`Engine` owns the model and the device (keep it on one thread: the app's
+:class:`~npu_whisper_app.engine_host.EngineHost` does); it runs jobs one after another:
+files (:meth:`Engine.transcribe`) and dictated utterances
+(:meth:`Engine.decode_utterance`). Per-job values travel in a
+:class:`~npu_whisper_app.jobs.JobContext` handed to the encoder and the decoder for the
+job's duration; progress, finished segments, timing batches and notices reach the caller
+through plain callbacks, so the GUI, the CLI and the benchmarks share it. Everything we
+use of openai-whisper beyond its public calls lives in ``model/whisper_loop.py``.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
-import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 import whisper
 
-from .audio.decode import SAMPLE_RATE, load_audio
+from .audio import SAMPLE_RATE
+from .audio.decode import load_audio
 from .devices import create_device, pick_auto
 from .devices.base import Device, DeviceError
-from .model.encoder import Cancelled, TiledEncoder
+from .jobs import Cancelled, JobContext, ProgressFn, SegmentFn
+from .live.decoder import Decoded, DecoderOptions
+from .model import whisper_loop
+from .model.encoder import TiledEncoder
 from .profiling import Recorder, TimingEvent
 
-ProgressFn = Callable[[float, float], None]  # (seconds done, seconds total)
-SegmentFn = Callable[[dict], None]
 NoticeFn = Callable[[str], None]
 
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -36,7 +41,11 @@ DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 # the full window) with 10 of 12 clips word for word
 SHORT_WINDOW_MIN_S = 12.0
 SHORT_WINDOW_MARGIN_S = 3.0
-SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS: nothing below this is speech
+SILENCE_PEAK = 10 ** (-60 / 20)
+#: ``fast``: our token step (compiled, fp16 weight copies); ``fast-fp32``: the same loop
+#: without the compiled kernel; ``fast-loop``: the kernel per product from a Python loop
+#: (the last two for benchmarks/decoder_variants.py); ``openai``: openai-whisper's own
+DECODERS = ("fast", "fast-fp32", "fast-loop", "openai")  # -60 dBFS: nothing below this is speech
 
 
 def is_silent(audio: np.ndarray) -> bool:
@@ -151,59 +160,6 @@ class TranscriptResult:
         return self.duration_s / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-# ---------------------------------------------------------------------------------------
-# Progress and per-window segments from openai-whisper's loop.
-# Its transcribe() reports progress through ``tqdm.tqdm(...).update(frames)`` right after
-# it has appended the window's segments; we put a tiny stand-in for the tqdm module in
-# its namespace that forwards both to the hooks of the job running on this thread.
-# ---------------------------------------------------------------------------------------
-
-_hooks = threading.local()
-
-
-class _JobProgressBar:
-    def __init__(self, total: int | None = None, **_: Any) -> None:
-        self.total = total or 0
-        self.n = 0
-        self._sent = 0
-
-    def __enter__(self) -> "_JobProgressBar":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-        hooks = getattr(_hooks, "current", None)
-        if hooks is None:
-            return
-        on_progress, on_segment, should_stop = hooks
-        if on_segment is not None:
-            caller = sys._getframe(1).f_locals
-            segments = caller.get("all_segments")
-            if isinstance(segments, list):
-                for seg in segments[self._sent :]:
-                    on_segment(dict(seg))
-                self._sent = len(segments)
-        if on_progress is not None:
-            frames_per_s = SAMPLE_RATE / whisper.audio.HOP_LENGTH
-            on_progress(self.n / frames_per_s, self.total / frames_per_s)
-        if should_stop is not None and should_stop():
-            raise Cancelled()
-
-
-class _TqdmModule:
-    tqdm = _JobProgressBar
-
-
-# ``whisper.transcribe`` is the function; the module is only reachable by name
-importlib.import_module("whisper.transcribe").tqdm = _TqdmModule  # type: ignore[attr-defined]
-
-
-# ---------------------------------------------------------------------------------------
-
-
 class Engine:
     """A loaded model with its encoder on a device. Use from one thread."""
 
@@ -223,57 +179,101 @@ class Engine:
         self.recorder = recorder if recorder is not None else Recorder()
         self.notices: list[str] = []
         self._on_notice = on_notice
+        self.auto_reason = ""
         if device == "auto":
-            device, why = pick_auto()
-            self.auto_reason = why
+            device, self.auto_reason = pick_auto()
         self.requested_device = device
         self.source = resolve_model(model)
         self.model_name = self.source.name
-        self.model = load_whisper_model(model)
-        self.reference_encoder = self.model.encoder
-        self.encoder = self._make_encoder(device, device_options or {})
-        self.model.encoder = self.encoder
+        self._model = load_whisper_model(model)
+        self._reference_encoder = self._model.encoder
+        self._encoder = self._make_encoder(device, device_options or {})
+        self._model.encoder = self._encoder
         self.decoder_kind = decoder
         self.short_window = short_window
         self.short_window_margin_s = SHORT_WINDOW_MARGIN_S
         self.short_window_min_s = SHORT_WINDOW_MIN_S
-        self.fast_decoder = None
-        if decoder == "fast":
+        self._fast = None
+        if decoder in ("fast", "fast-fp32", "fast-loop"):
+            from .devices.cpu_native import load_decoder_kernel
             from .model.fast_decoder import attach_fast_decoder
 
-            self.fast_decoder = attach_fast_decoder(self.model, quant=decoder_quant)
+            kernel = load_decoder_kernel() if decoder_quant == "none" and decoder != "fast-fp32" else None
+            self._fast = attach_fast_decoder(self._model, quant=decoder_quant, kernel=kernel)
+            if decoder == "fast-loop":  # fp16 products, one kernel call per product
+                self._fast.step_params = None
         elif decoder != "openai":
-            raise ValueError(f"unknown decoder {decoder!r}: fast or openai")
+            raise ValueError(f"unknown decoder {decoder!r}: {', '.join(DECODERS)}")
 
     def _make_encoder(self, device: str, options: dict[str, Any]) -> TiledEncoder:
         """Our encoder on ``device``; a device that can't start (no hardware, kernels not
         built for these shapes, a bad xclbin) is reported and replaced by cpu."""
-        n_head = self.model.dims.n_audio_head
+        n_head = self._model.dims.n_audio_head
         if device != "cpu":
             try:
                 dev: Device = create_device(device, self.recorder, **options)
                 return TiledEncoder(
-                    self.reference_encoder, n_head, dev,
+                    self._reference_encoder, n_head, dev,
                     fallback=lambda: create_device("cpu", self.recorder), on_fallback=self._notice,
                 )
             except DeviceError as exc:
                 self._notice(f"device {device!r} could not start ({exc}); using 'cpu'")
         cpu_options = options if device == "cpu" else {}
-        return TiledEncoder(self.reference_encoder, n_head, create_device("cpu", self.recorder, **cpu_options))
+        return TiledEncoder(self._reference_encoder, n_head, create_device("cpu", self.recorder, **cpu_options))
 
     # -- info ----------------------------------------------------------------------------
     @property
     def device_name(self) -> str:
-        return self.encoder.device.name
+        return self._encoder.device.name
 
     @property
     def is_multilingual(self) -> bool:
-        return bool(self.model.is_multilingual)
+        return bool(self._model.is_multilingual)
+
+    @property
+    def n_mels(self) -> int:
+        return int(self._model.dims.n_mels)
+
+    @property
+    def windows_encoded(self) -> int:
+        """30 s windows (or trimmed windows) our encoder has run since the engine loaded."""
+        return self._encoder.windows_done
+
+    @property
+    def decoder_weight_format(self) -> str:
+        """``fp16`` when the fast decoder's per-token products read fp16 weight copies."""
+        return self._fast.weight_format if self._fast is not None else "fp32"
 
     def _notice(self, message: str) -> None:
         self.notices.append(message)
         if self._on_notice is not None:
             self._on_notice(message)
+
+    # -- the job context -------------------------------------------------------------------
+    @contextmanager
+    def job(self, ctx: JobContext) -> Iterator[None]:
+        """The encoder runs the calls inside under ``ctx`` (stop request, trimming); the
+        fast decoder gets it through :meth:`decode_mel`'s argument."""
+        with self._encoder.job(ctx):
+            yield
+
+    def _inference(self, ctx: JobContext) -> Any:
+        return self._fast.inference_factory(ctx) if self._fast is not None else None
+
+    def decode_mel(self, mel: torch.Tensor, options: whisper.DecodingOptions, ctx: JobContext) -> Any:
+        """openai-whisper's ``decode`` of one window (or a batch) on this engine."""
+        return whisper_loop.decode(self._model, mel, options, self._inference(ctx))
+
+    def detect_language(self, mel: torch.Tensor) -> str:
+        """The most likely language of ``mel[n_mels, frames]`` (any window length)."""
+        from whisper.tokenizer import get_tokenizer
+
+        tok = get_tokenizer(self._model.is_multilingual, num_languages=self._model.num_languages)
+        with torch.no_grad():
+            features = self._encoder(mel[None])
+            logits = self._model.logits(torch.tensor([[tok.sot]]), features)[0, 0]
+        ids = list(tok.all_language_tokens)
+        return tok.all_language_codes[int(torch.argmax(logits[ids]))]
 
     # -- jobs ----------------------------------------------------------------------------
     def transcribe(
@@ -285,6 +285,7 @@ class Engine:
         on_progress: ProgressFn | None = None,
         on_segment: SegmentFn | None = None,
         should_stop: Callable[[], bool] | None = None,
+        between_windows: Callable[[], None] | None = None,
     ) -> TranscriptResult:
         """Transcribe one file or 16 kHz mono float32 array.
 
@@ -306,30 +307,27 @@ class Engine:
             if on_segment is not None:
                 on_segment(seg)
 
-        self.encoder.should_stop = should_stop
-        if self.fast_decoder is not None:
-            self.fast_decoder.should_stop = should_stop
-        self.encoder.trim = self._trim(options)
-        _hooks.current = (on_progress, collect, should_stop)
+        ctx = JobContext(
+            should_stop=should_stop, trim=self._trim(options), on_progress=on_progress,
+            on_segment=collect, between_windows=between_windows,
+        )
         cancelled = False
         start = time.perf_counter()
         try:
             if is_silent(audio):
                 result = {"text": "", "segments": [], "language": options.language or ("en" if not self.is_multilingual else None)}
             else:
-                with torch.inference_mode():
-                    result = whisper.transcribe(self.model, audio, **options.whisper_kwargs(self.is_multilingual))
+                with torch.inference_mode(), self.job(ctx):
+                    result = whisper_loop.transcribe(
+                        self._model, whisper_loop.ArrayMel(audio, self.n_mels), ctx=ctx,
+                        make_inference=self._inference(ctx), **options.whisper_kwargs(self.is_multilingual),
+                    )
                 result = drop_silent_segments(result, audio)
         except Cancelled:
             cancelled = True
             texts = "".join(s.get("text", "") for s in done_segments)
             result = {"text": texts, "segments": done_segments, "language": options.language}
         finally:
-            _hooks.current = None
-            self.encoder.should_stop = None
-            if self.fast_decoder is not None:
-                self.fast_decoder.should_stop = None
-            self.encoder.trim = None
             self.recorder.flush()
         elapsed = time.perf_counter() - start
         events = self.recorder.events[first_event:]
@@ -348,6 +346,21 @@ class Engine:
             cancelled=cancelled,
         )
 
+    def decode_utterance(
+        self,
+        audio: np.ndarray,
+        options: DecoderOptions | None = None,
+        *,
+        prompt: str | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        partial: bool = False,
+    ) -> Decoded:
+        """Decode one dictated utterance (a partial, or its final): see ``utterance.py``.
+        Raises :class:`~npu_whisper_app.jobs.Cancelled` when ``should_stop`` says so."""
+        from .utterance import decode_utterance
+
+        return decode_utterance(self, audio, options or DecoderOptions(), prompt=prompt, should_stop=should_stop, partial=partial)
+
     def _trim(self, options: TranscribeOptions) -> tuple[int, int] | None:
         """With ``short_window``, each window is encoded over its audio's frames plus a
         margin (at least ``short_window_min_s``) instead of Whisper's full 30 s: every
@@ -358,8 +371,33 @@ class Engine:
         per_s = SAMPLE_RATE / whisper.audio.HOP_LENGTH
         return int(self.short_window_min_s * per_s), int(self.short_window_margin_s * per_s)
 
+    # -- measuring ---------------------------------------------------------------------------
+    def encode(self, mel: torch.Tensor, *, reference: bool = False) -> torch.Tensor:
+        """Encode ``mel[B, n_mels, frames]`` afresh with our encoder on the device, or with
+        openai-whisper's own encoder (``reference=True``): the encoder benchmark's calls."""
+        if reference:
+            return self._reference_encoder(mel)
+        self._encoder.forget_cached_window()
+        return self._encoder(mel)
+
+    def forget_cached_window(self) -> None:
+        """The next window is encoded even if it equals the last (repeated benchmark rounds)."""
+        self._encoder.forget_cached_window()
+
+    def warm_up(self) -> None:
+        """Do once, at load, the first-use work that would otherwise hold the GIL for a
+        hundred ms or more at the start of the first job: the tokenizer's BPE tables, the
+        mel filters and the first STFT, torch's kernels for the encoder and decoder."""
+        from whisper.tokenizer import get_tokenizer
+
+        get_tokenizer(self._model.is_multilingual, num_languages=self._model.num_languages)
+        t = np.arange(2 * SAMPLE_RATE, dtype=np.float32) / SAMPLE_RATE
+        tone = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+        self.transcribe(tone, TranscribeOptions(language="en", temperature=(0.0,)))
+        self.recorder.clear()
+
     def close(self) -> None:
-        self.encoder.device.close()
+        self._encoder.device.close()
 
 
 def _wall_ns(events: Any) -> int:

@@ -71,7 +71,7 @@ def test_cross_attention_f16_equals_sdpa(kernel) -> None:
 
 def test_fast_decoder_uses_fp16_only_for_exact_weights(kernel) -> None:
     model = load_whisper_model("tiny.en")
-    fd = FastDecoder(model)
+    fd = FastDecoder(model, kernel=kernel)
     assert fd.weight_format == "fp16" and isinstance(fd.layers[0].fc1, F16Linear)
     assert fd.cross_fp16 == (kernel.isa() == "avx512f")
     x = torch.randn(1, 1, model.dims.n_text_state)
@@ -83,11 +83,13 @@ def test_fast_decoder_uses_fp16_only_for_exact_weights(kernel) -> None:
     # a fine-tuned fp32 checkpoint would change in fp16: it keeps fp32
     with torch.no_grad():
         model.decoder.blocks[0].mlp[0].weight[0, 0] += 1e-6
-    assert FastDecoder(model).weight_format == "fp32"
+    assert FastDecoder(model, kernel=kernel).weight_format == "fp32"
 
 
 def test_fp16_off_with_the_native_switch(monkeypatch) -> None:
     monkeypatch.setenv("NPU_WHISPER_NATIVE", "0")
-    fd = FastDecoder(load_whisper_model("tiny.en"))
+    from npu_whisper_app.devices.cpu_native import load_decoder_kernel
+
+    fd = FastDecoder(load_whisper_model("tiny.en"), kernel=load_decoder_kernel())
     assert fd.weight_format == "fp32" and not fd.cross_fp16
     assert isinstance(fd.layers[0].fc1, nn.Linear)

@@ -6,12 +6,14 @@ import math
 
 import pytest
 import torch
+
+from npu_whisper_app.jobs import JobContext
 from whisper.model import AudioEncoder
 
 from npu_whisper_app.devices.base import KernelError
 from npu_whisper_app.devices.cpu import CpuDevice
 from npu_whisper_app.model.encoder import Cancelled, TiledEncoder
-from npu_whisper_app.profiling import Recorder, attention_tile_matrix, summarize_by_layer, summary_dict
+from npu_whisper_app.profiling import LiveProfile, Recorder, summarize_by_layer, summary_dict
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +41,12 @@ def test_one_dispatch_per_head_and_query_tile(reference: AudioEncoder) -> None:
     tiles = math.ceil(1500 / 64)
     attn = [e for e in rec.events if e.op == "attention"]
     assert len(attn) == 2 * 2 * tiles  # layers x heads x tiles
-    assert {(e.layer, e.head, e.tile) for e in attn} == {(l, h, t) for l in range(2) for h in range(2) for t in range(tiles)}
+    assert {(e.layer, e.head, e.tile) for e in attn} == {(layer, h, t) for layer in range(2) for h in range(2) for t in range(tiles)}
     assert all(e.end_ns >= e.start_ns and e.flops > 0 for e in attn)
-    grid = attention_tile_matrix(rec.events, layer=1)
-    assert len(grid) == 2 * tiles
+    live = LiveProfile()
+    live.add(rec.events)
+    grid = live.tile_matrix("job", layer=1)  # what the GUI's heatmap shows
+    assert grid.shape == (2, tiles) and (grid > 0).all()
     layers = summarize_by_layer(rec.events)
     assert set(layers) == {-1, 0, 1, 2} and layers[0]["attention"] > 0 and layers[0]["mlp"] > 0
     s = summary_dict(rec.events)
@@ -111,8 +115,8 @@ def test_failure_without_fallback_raises(reference: AudioEncoder) -> None:
 def test_cancel_between_dispatches(reference: AudioEncoder) -> None:
     rec = Recorder()
     enc = TiledEncoder(reference, 2, CpuDevice(rec))
-    enc.should_stop = lambda: len(rec._pending) + len(rec.events) > 3
-    with pytest.raises(Cancelled), torch.no_grad():
+    ctx = JobContext(should_stop=lambda: len(rec._pending) + len(rec.events) > 3)
+    with pytest.raises(Cancelled), torch.no_grad(), enc.job(ctx):
         enc(torch.randn(1, 80, 3000))
     assert not any(e.op == "ln_post" for e in rec.events)
 

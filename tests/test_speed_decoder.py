@@ -9,8 +9,16 @@ import whisper
 
 from media import EVAL_DEV, espeak
 from npu_whisper_app.audio.decode import load_audio
-from npu_whisper_app.model.fast_decoder import FastInference, attach_fast_decoder, detach_fast_decoder
+from npu_whisper_app.devices.cpu_native import load_decoder_kernel
+from npu_whisper_app.model import whisper_loop
+from npu_whisper_app.model.fast_decoder import FastInference, attach_fast_decoder
 from npu_whisper_app.model.resolve import load_whisper_model
+
+
+def fast_transcribe(model, fd, audio, **kwargs) -> dict:
+    """Our transcribe loop with the fast decoder's token step (as the Engine runs it)."""
+    mel = whisper_loop.ArrayMel(audio, model.dims.n_mels)
+    return whisper_loop.transcribe(model, mel, make_inference=fd.inference_factory(), **kwargs)
 
 
 def _clips(tmp_path_factory) -> list:
@@ -42,10 +50,10 @@ def clips(tmp_path_factory):
 def test_same_tokens_as_openai_whisper(clips, kwargs) -> None:
     reference = load_whisper_model("tiny.en")
     fast = load_whisper_model("tiny.en")
-    attach_fast_decoder(fast)
+    fd = attach_fast_decoder(fast, kernel=load_decoder_kernel())
     for audio in clips:
         want = whisper.transcribe(reference, audio, language="en", fp16=False, **kwargs)
-        got = whisper.transcribe(fast, audio, language="en", fp16=False, **kwargs)
+        got = fast_transcribe(fast, fd, audio, language="en", **kwargs)
         assert [s["tokens"] for s in got["segments"]] == [s["tokens"] for s in want["segments"]]
         assert got["text"] == want["text"]
 
@@ -58,30 +66,44 @@ def test_long_audio_with_previous_text_prompt(clips) -> None:
     assert len(audio) > 30 * 16000
     reference = load_whisper_model("tiny.en")
     fast = load_whisper_model("tiny.en")
-    attach_fast_decoder(fast)
+    fd = attach_fast_decoder(fast, kernel=load_decoder_kernel())
     want = whisper.transcribe(reference, audio, language="en", temperature=0.0, fp16=False)
-    got = whisper.transcribe(fast, audio, language="en", temperature=0.0, fp16=False)
+    got = fast_transcribe(fast, fd, audio, language="en", temperature=0.0)
     assert [s["tokens"] for s in got["segments"]] == [s["tokens"] for s in want["segments"]]
 
 
-def test_only_models_with_fast_decoder_use_it() -> None:
+def test_fast_decoder_is_scoped_to_our_calls(clips) -> None:
+    """The fast token step is used by the decode calls that are given it, and nothing in
+    openai-whisper's modules is replaced: its own transcribe on the same model still
+    runs its PyTorchInference."""
+    import torch
     import whisper.decoding as wdec
 
-    plain = load_whisper_model("tiny.en")
-    fast = load_whisper_model("tiny.en")
-    attach_fast_decoder(fast)
-    assert isinstance(wdec.PyTorchInference(fast, 3), FastInference)
-    assert not isinstance(wdec.PyTorchInference(plain, 3), FastInference)
-    assert "_npu_fast_decoder" not in "".join(fast.state_dict())
-    detach_fast_decoder(fast)
-    assert not isinstance(wdec.PyTorchInference(fast, 3), FastInference)
+    model = load_whisper_model("tiny.en")
+    fd = attach_fast_decoder(model, kernel=load_decoder_kernel())
+    made = []
+
+    def factory(m, n):
+        made.append(FastInference(fd, n))
+        return made[-1]
+
+    mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(clips[0]), model.dims.n_mels)
+    opts = whisper.DecodingOptions(language="en", fp16=False, without_timestamps=True)
+    ours = whisper_loop.decode(model, mel, opts, factory)
+    assert len(made) == 1 and made[0].offset > 0  # the fast step decoded the tokens
+    assert wdec.PyTorchInference.__module__ == "whisper.decoding"
+    with torch.no_grad():
+        theirs = whisper.decode(model, mel, opts)
+    assert len(made) == 1  # openai-whisper's own decode did not come through ours
+    assert ours.tokens == theirs.tokens
+    assert "_npu" not in "".join(model.state_dict())
 
 
 def test_int8_option_runs(clips) -> None:
     """int8 dynamic quantisation is an option (it may change tokens): it must transcribe."""
     fast = load_whisper_model("tiny.en")
-    attach_fast_decoder(fast, quant="int8")
-    text = whisper.transcribe(fast, clips[0], language="en", temperature=0.0, fp16=False)["text"]
+    fd = attach_fast_decoder(fast, quant="int8")
+    text = fast_transcribe(fast, fd, clips[0], language="en", temperature=0.0)["text"]
     assert len(text.split()) >= 3
     with pytest.raises(ValueError):
         attach_fast_decoder(load_whisper_model("tiny.en"), quant="int4")

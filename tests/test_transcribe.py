@@ -76,10 +76,10 @@ def test_segments_stream_per_window_and_progress(tiny_engine: Engine, espeak_wav
 def test_cancel_keeps_finished_segments(tiny_engine: Engine, espeak_wav: Path) -> None:
     audio = load_audio(espeak_wav)
     long = np.concatenate([audio, np.zeros(16000 * 27, np.float32)] * 3)
-    first = tiny_engine.encoder.windows_done
+    first = tiny_engine.windows_encoded
 
     def stop() -> bool:  # after the first window is encoded, while the second runs
-        return tiny_engine.encoder.windows_done - first >= 2
+        return tiny_engine.windows_encoded - first >= 2
 
     result = tiny_engine.transcribe(long, GREEDY, should_stop=stop)
     assert result.cancelled

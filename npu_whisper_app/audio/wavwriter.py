@@ -6,6 +6,8 @@ crash of anything that runs after it: what was flushed is a playable file.
 
 from __future__ import annotations
 
+from . import SAMPLE_RATE
+
 import os
 import struct
 import threading
@@ -17,7 +19,7 @@ _HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
 
 
 class WavWriter:
-    def __init__(self, path: str | os.PathLike, sample_rate: int = 16000, channels: int = 1, flush_every_s: float = 0.5) -> None:
+    def __init__(self, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, channels: int = 1, flush_every_s: float = 0.5) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.sample_rate = sample_rate

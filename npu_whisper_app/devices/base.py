@@ -71,7 +71,8 @@ class Device(ABC):
     @classmethod
     @abstractmethod
     def probe(cls) -> DeviceInfo:
-        """Cheap check whether this device can run here, and why not."""
+        """Whether this device can run here, and why not. Not free: the cpu device builds
+        its compiled kernels on first use, the xrt device asks the driver (``xrt-smi``)."""
 
     # -- weights (once, at load) ---------------------------------------------------------
     @abstractmethod
@@ -123,7 +124,7 @@ class Device(ABC):
         :attr:`packed_attention`."""
         raise NotImplementedError(f"{self.name} has no packed attention")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional: most devices hold nothing to release)
         """Release device resources."""
 
     def __enter__(self) -> "Device":

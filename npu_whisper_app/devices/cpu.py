@@ -31,21 +31,11 @@ import torch.nn.functional as F
 from ..profiling import Recorder, now_ns
 from . import cpu_native
 from .base import TILE, Device, DeviceInfo, query_tiles
+from .cpuinfo import cpu_flags
 
 PRECISIONS = ("fp32", "bf16", "int8")
 MIN_ROWS_TO_SPLIT = 128  # smaller gemms run on the calling thread
 CHUNK_ROWS = 256  # rows per gemm work item
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def native_bf16() -> bool:

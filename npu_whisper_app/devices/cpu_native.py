@@ -14,6 +14,7 @@ user runs the same arithmetic as torch calls from Python, and ``status()`` says 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -27,6 +28,8 @@ from typing import Callable
 import platformdirs
 import torch
 
+from .cpuinfo import cpu_signature
+
 log = logging.getLogger(__name__)
 
 # -fopenmp: at::parallel_for then runs on torch's own OpenMP pool (the same libgomp.so.1,
@@ -37,17 +40,6 @@ LDFLAGS = ["-fopenmp"]
 
 def enabled() -> bool:
     return os.environ.get("NPU_WHISPER_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def _cpu_signature() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith(("flags", "Features")):
-                    return " ".join(sorted(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class NativeKernel:
@@ -66,7 +58,7 @@ class NativeKernel:
         h = hashlib.sha1()
         headers = sorted(self.source.parent.glob("*.h"))  # included by the sources
         for part in (self.source.read_bytes(), *(p.read_bytes() for p in headers), torch.__version__.encode(), sys.version.encode(), " ".join(self.cflags + LDFLAGS).encode(),
-                     platform.machine().encode(), _cpu_signature().encode()):
+                     platform.machine().encode(), cpu_signature().encode()):
             h.update(part)
             h.update(b"\0")
         return h.hexdigest()[:12]
@@ -79,14 +71,24 @@ class NativeKernel:
 
         where = self.build_dir()
         where.mkdir(parents=True, exist_ok=True)
-        module = cpp_extension.load(
-            name=f"npuw_{self.name}_{self.build_key()}",
-            sources=[str(self.source)],
-            extra_cflags=self.cflags,
-            extra_ldflags=LDFLAGS,
-            build_directory=str(where),
-            verbose=False,
-        )
+        # torch's builder waits, without end, while a ``lock`` file exists in the build
+        # folder; a build that was killed leaves it behind and every later start would
+        # hang. Our builders hold an OS lock (released when a process dies) while they
+        # build, so a ``lock`` file found while holding it is such a leftover.
+        with open(where / ".build.flock", "w") as baton:
+            fcntl.flock(baton, fcntl.LOCK_EX)
+            leftover = where / "lock"
+            if leftover.exists():
+                log.warning("removing a build lock left by a killed build: %s", leftover)
+                leftover.unlink(missing_ok=True)
+            module = cpp_extension.load(
+                name=f"npuw_{self.name}_{self.build_key()}",
+                sources=[str(self.source)],
+                extra_cflags=self.cflags,
+                extra_ldflags=LDFLAGS,
+                build_directory=str(where),
+                verbose=False,
+            )
         if self.check is not None:
             self.check(module)
         return module

@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Sequence
 
+from .display import missing_display
 from .paths import APP_NAME, log_file
 
 log = logging.getLogger("npu_whisper_app")
@@ -96,6 +97,12 @@ def build(argv: Sequence[str] | None = None, *, engine_factory=None):  # type: i
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the app; without a display, say so in one line on stderr and return 2
+    (instead of Qt's platform-plugin abort)."""
+    problem = missing_display(os.environ, list(sys.argv[1:] if argv is None else argv))
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     app, _window = build(argv)
     return app.exec()
 

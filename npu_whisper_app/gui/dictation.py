@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .elided_label import ElidedLabel
 from ..live.dictation import DictationOptions, DictationSession, Final, Level, Notice, Partial
 
 EngineProvider = Callable[[], Any]
@@ -171,7 +172,7 @@ class DictationWidget(QWidget):
         font = self.text.font()
         font.setPointSize(max(font.pointSize() + 4, 14))
         self.text.setFont(font)
-        self.status = QLabel("Ready")
+        self.status = ElidedLabel("Ready")  # long messages elide (full text in the tooltip), never widen the window
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Input:"))
@@ -283,7 +284,6 @@ class DictationWidget(QWidget):
         if error:
             self.errors.append(message)
             self.status.setText(f"⚠ {message}")
-            self.status.setToolTip(message)
         else:
             self.status.setText(message[:1].upper() + message[1:])
 

@@ -27,15 +27,15 @@ from PySide6.QtWidgets import (
 
 from .. import output
 from ..pipeline import TranscribeOptions
-from ..profiling import export_json
+from ..profiling import export_timings
 from .dictation import DictationWidget
-from .dictation_engines import DictationEngines
 from .options_bar import OptionsBar
 from .paths import log_file
 from .perf_panel import PerfPanel
 from .record_panel import RecordPanel
 from .settings import Choices, Settings, add_recent
 from .transcript_view import TranscriptView, format_timestamp
+from .timings_dialog import ask_timings_path
 from .worker import Job, WorkerHost
 
 log = logging.getLogger(__name__)
@@ -132,9 +132,9 @@ class MainWindow(QMainWindow):
         self.modes.setObjectName("modes")
         self.modes.setDocumentMode(True)
         self.modes.addTab(file_mode, "Transcribe")
-        self.dictation_engines = DictationEngines(lambda: self.choices)
-        self.dictation_engines.timings.connect(self.perf.add_timings)
-        self.dictation = DictationWidget(engine_provider=self.dictation_engines)
+        # dictation decodes on the same engine as file jobs, on its owner thread
+        dictation_engine = self.host.dictation_engine(lambda: self.choices)
+        self.dictation = DictationWidget(engine_provider=lambda: dictation_engine)
         self.dictation.worker.started.connect(lambda _wav: self.perf.reset(*self._engine_names()))
         self.modes.addTab(self.dictation, "Dictation")
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -179,7 +179,7 @@ class MainWindow(QMainWindow):
         self.act_record = act("&Record", self.record.toggle, "Ctrl+R", "Start or stop recording from the microphone (Ctrl+R)", "media-record")
         self.act_cancel = act("&Cancel", self.cancel, Qt.Key.Key_Escape, "Cancel the transcription, keep the text so far (Esc)", "process-stop")
         self.act_export = act("&Export Transcript…", self.export_dialog, "Ctrl+E", "Save the transcript as txt, srt, vtt or json (Ctrl+E)", "document-save-as")
-        self.act_export_timings = act("Export &Timings (JSON)…", self.export_timings_dialog, "Ctrl+Shift+E", "Save every timed dispatch and the summary as JSON")
+        self.act_export_timings = act("Export &Timings…", self.export_timings_dialog, "Ctrl+Shift+E", "Save every timed dispatch: our JSON with summaries, or a Chrome trace for ui.perfetto.dev")
         self.act_export_png = act("Export Performance &Panel (PNG)…", self.export_png_dialog, None, "Save a picture of the performance panel")
         self.act_quit = act("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit", "application-exit")
         self.act_copy = act("&Copy", self.transcript.copy, QKeySequence.StandardKey.Copy, "Copy the selected segments", "edit-copy")
@@ -386,7 +386,7 @@ class MainWindow(QMainWindow):
             self.transcript.add_segment(seg)
 
     def _on_timings(self, job_id: int, batch: list) -> None:
-        if job_id == self.shown_job:
+        if job_id == self.shown_job or job_id == 0:  # 0: a dictated utterance
             self.perf.add_timings(batch)
 
     def _on_job_finished(self, job_id: int, result: Any) -> None:
@@ -466,12 +466,12 @@ class MainWindow(QMainWindow):
     def export_timings_dialog(self) -> None:
         if self.last_result is None:
             return
-        start = str(Path(self.last_result.source).with_suffix(".timings.json"))
-        path, _ = QFileDialog.getSaveFileName(self, "Export timings", start, "JSON (*.json)")
-        if path:
-            self.export_timings(path)
+        chosen = ask_timings_path(self, self.last_result.source)
+        if chosen:
+            self.export_timings(*chosen)
 
-    def export_timings(self, path: str | Path) -> Path | None:
+    def export_timings(self, path: str | Path, fmt: str | None = None) -> Path | None:
+        """Save the last job's timings as our JSON or a Chrome trace (``fmt``; None: by name)."""
         r = self.last_result
         if r is None:
             self.show_error("No timings to export yet.")
@@ -480,7 +480,7 @@ class MainWindow(QMainWindow):
                          "elapsed_s": r.elapsed_s, "encoder_s": r.encoder_s, "realtime_factor": r.realtime_factor,
                          "cancelled": r.cancelled}}
         try:
-            export_json(r.events, path, extra)
+            export_timings(r.events, path, fmt, extra)
         except OSError as exc:
             self.show_error(f"Could not save timings to {path}: {exc}")
             return None

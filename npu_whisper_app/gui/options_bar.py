@@ -8,7 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QWidget
 
-from ..devices import probe_all
+from ..catalog import probe_all
 from .settings import Choices
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ FALLBACK_MODELS = ("tiny.en", "tiny", "base.en", "base", "small.en", "small", "m
 def model_rows() -> list[dict]:
     """Models the app can offer: the resolver's list, else openai-whisper's names."""
     try:
-        from ..model.resolve import available_models
+        from ..catalog import available_models
 
         rows = [r if isinstance(r, dict) else {"name": str(r)} for r in available_models()]
         if rows:

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
-    QFormLayout,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
@@ -54,6 +53,34 @@ def nice_ceiling(value: float) -> float:
         if m * 10**exp >= value * (1 - 1e-9):
             return float(m * 10**exp)
     return float(10 ** (exp + 1))
+
+
+# what each plot shows, said on the plot while it is empty
+PLACEHOLDERS: dict[str, str] = {
+    "bars": "Time per encoder layer, by op category, appears here when a transcription runs",
+    "heatmap": "Attention time per head and 64-row query tile appears here when the encoder runs attention",
+    "timeline": "Every dispatch of the window being encoded appears here, one row per device lane, when a transcription runs",
+    "ops": "Time and GFLOP/s per op appear here when a transcription runs",
+}
+
+
+class Placeholder(QLabel):
+    """Grey centred text over an empty plot or table (covers its whole area, lets the mouse through)."""
+
+    def __init__(self, text: str, over: QWidget) -> None:
+        super().__init__(text, over)
+        self.setObjectName("placeholder")
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.setStyleSheet("color: #888; background: transparent; padding: 12px;")
+        over.installEventFilter(self)
+        self.setGeometry(over.rect())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Resize and watched is self.parent():
+            self.setGeometry(self.parentWidget().rect())
+        return False
 
 
 def layer_label(layer: int, n_blocks: int | None) -> str:
@@ -226,6 +253,25 @@ class PerfPanel(QWidget):
         layout.addLayout(figures)
         layout.addWidget(plots, 1)
 
+        over = {"bars": self.bars_plot, "heatmap": self.heat_plot, "timeline": self.time_plot, "ops": self.op_table.viewport()}
+        self.placeholders: dict[str, Placeholder] = {key: Placeholder(PLACEHOLDERS[key], w) for key, w in over.items()}
+        self._empty: dict[str, bool] = {}
+        for key in over:
+            self._set_empty(key, True)
+
+    def _set_empty(self, key: str, empty: bool) -> None:
+        """Show the placeholder of plot ``key`` instead of bare axes while it has no data."""
+        if self._empty.get(key) == empty:
+            return
+        self._empty[key] = empty
+        self.placeholders[key].setVisible(empty)
+        if key != "ops":
+            plot = {"bars": self.bars_plot, "heatmap": self.heat_plot, "timeline": self.time_plot}[key].getPlotItem()
+            for name in ("left", "bottom"):
+                plot.showAxis(name, not empty)
+            if key == "heatmap":
+                self.heat_bar.setVisible(not empty)
+
     # -- data in -------------------------------------------------------------------------
     def reset(self, device: str = "", model: str = "") -> None:
         """A new job starts: clear the plots."""
@@ -319,6 +365,7 @@ class PerfPanel(QWidget):
         changed = self._changed("bars", m) | self._changed("bar_layers", tuple(layers))
         if not changed:
             return
+        self._set_empty("bars", not layers)
         attn = self.profile.attention_layers()
         n_blocks = max(attn) + 1 if attn else None  # layers past the blocks are ln_post
         x = np.arange(len(layers), dtype=float)
@@ -355,6 +402,7 @@ class PerfPanel(QWidget):
         m = self.profile.tile_matrix(self._scope(), self.layer.currentData()) * 1000.0  # µs
         if not self._changed("heat", m):
             return
+        self._set_empty("heatmap", m.size == 0)
         if m.size == 0:
             self.heat_image.clear()
             self._shown.pop("heat_shape", None)
@@ -381,6 +429,7 @@ class PerfPanel(QWidget):
                 x0, x1, row = data
                 item.setOpts(x0=x0, x1=x1, y0=row - 0.35, height=0.7)
         if self._changed("tl_lanes", tuple(lanes)):
+            self._set_empty("timeline", not lanes)
             self.time_plot.getPlotItem().getAxis("left").setTicks([list(enumerate(lanes))])
             if lanes:
                 self.time_plot.setYRange(-0.7, len(lanes) - 0.3, padding=0)
@@ -404,6 +453,7 @@ class PerfPanel(QWidget):
         rows = self.profile.op_rates()
         if self.op_table.rowCount() != len(rows):
             self.op_table.setRowCount(len(rows))
+        self._set_empty("ops", not rows)
         for r, (op, ms, gf) in enumerate(rows):
             for c, text in enumerate((op, f"{ms:.1f}", f"{gf:.1f}")):
                 item = self.op_table.item(r, c)

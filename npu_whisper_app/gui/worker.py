@@ -1,43 +1,30 @@
-"""The worker thread: owns the Engine (model + device) and runs jobs one after another.
+"""The GUI's handle on the engine's owner thread (:class:`~npu_whisper_app.engine_host.EngineHost`).
 
-The GUI talks to :class:`WorkerHost` only. Jobs travel to the worker through a queued
-signal, so they wait in the worker thread's event queue while another runs. Cancel is a
-``threading.Event`` per job (read by the encoder between dispatches), so it works while
-the worker is busy. Everything emitted to the GUI is a fresh object.
+The host (no Qt) owns the one Engine (model + device) of the app and runs file jobs and
+dictation decodes on its thread; it reports through one stream of typed events
+(``events.py``). :class:`EventBridge` turns that stream into Qt signals (queued into the
+GUI thread). Cancel is a ``threading.Event`` per job (read by the encoder between
+dispatches), so it works while the owner is busy. Everything emitted is a fresh object.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import sys
 import threading
-import traceback
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
-from ..pipeline import TranscribeOptions
+from .. import events as ev
+from ..engine_host import EngineChoice, EngineHost
+from ..engine_host import FileJob as Job
 
 log = logging.getLogger(__name__)
 
-_ids = itertools.count(1)
-
-
-@dataclass
-class Job:
-    """One transcription: a file (a recording is a file too) with the choices to use."""
-
-    source: str
-    model: str = "base"
-    device: str = "auto"
-    options: TranscribeOptions = field(default_factory=TranscribeOptions)
-    kind: str = "file"  # "file" or "recording"
-    id: int = field(default_factory=lambda: next(_ids))
-    cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+__all__ = ["EventBridge", "Job", "WorkerHost", "source_name", "tune_worker_thread"]
 
 
 def tune_worker_thread() -> None:
@@ -62,14 +49,9 @@ def tune_worker_thread() -> None:
         log.warning("could not set torch threads to %s", n)
 
 
-def _default_engine_factory(model: str, device: str, on_notice: Callable[[str], None]) -> Any:
-    from ..pipeline import Engine
-
-    return Engine(model=model, device=device, on_notice=on_notice)
-
-
-class TranscriptionWorker(QObject):
-    """Lives on the worker thread. Slots run there; signals reach the GUI queued."""
+class EventBridge(QObject):
+    """The host's event stream as Qt signals (emitted from the owner thread, delivered
+    queued in the GUI thread)."""
 
     engine_loading = Signal(str, str)  # model, device
     engine_ready = Signal(object)  # {"model", "device", "notices"}
@@ -77,192 +59,82 @@ class TranscriptionWorker(QObject):
     job_started = Signal(int, str)  # job id, source
     progress = Signal(int, float, float)  # job id, seconds done, seconds total
     segment = Signal(int, object)  # job id, one finished segment
-    timings = Signal(int, object)  # job id, batch of TimingEvent (after each encoder layer)
+    timings = Signal(int, object)  # job id (0: dictation), batch of TimingEvent
     job_finished = Signal(int, object)  # job id, TranscriptResult
     job_failed = Signal(int, str)  # job id, one-line reason
     notice = Signal(str)
 
-    def __init__(self, engine_factory: Callable[..., Any] | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._factory = engine_factory or _default_engine_factory
-        self.engine: Any = None
-        self._engine_key: tuple[str, str] | None = None
-        self._job_id = 0
-        self.send_timings = True
-        self._tuned = False
+        self.host: EngineHost | None = None
 
-    # -- engine ------------------------------------------------------------------------
-    def _ensure_engine(self, model: str, device: str) -> Any:
-        if not self._tuned:
-            tune_worker_thread()
-            self._tuned = True
-        key = (model, device)
-        if self.engine is not None and self._engine_key == key:
-            return self.engine
-        self.engine_loading.emit(model, device)
-        if self.engine is not None:
-            try:
-                self.engine.recorder.remove_listener(self._on_events)
-                self.engine.close()
-            except Exception:  # closing a broken device must not stop the next load
-                log.exception("closing the previous engine failed")
-            self.engine = None
-            self._engine_key = None
-        engine = self._factory(model, device, self.notice.emit)
-        _warm_up(engine)
-        engine.recorder.add_listener(self._on_events)
-        self.engine, self._engine_key = engine, key
-        self.engine_ready.emit({"model": engine.model_name, "device": engine.device_name, "notices": list(engine.notices)})
-        return engine
+    @property
+    def send_timings(self) -> bool:
+        return self.host.send_timings if self.host is not None else True
 
-    @Slot(str, str)
-    def preload(self, model: str, device: str) -> None:
-        """Load the model now (at start-up or when the choice changes), not at first job."""
-        try:
-            self._ensure_engine(model, device)
-        except Exception as exc:
-            log.exception("loading model %s on %s failed", model, device)
-            self.engine_failed.emit(_one_line(exc))
+    @send_timings.setter
+    def send_timings(self, on: bool) -> None:
+        if self.host is not None:
+            self.host.send_timings = on
 
-    def _on_events(self, batch: list) -> None:  # encoder thread (this worker thread)
-        if self.send_timings:
-            self.timings.emit(self._job_id, list(batch))
-
-    # -- jobs --------------------------------------------------------------------------
-    @Slot(object)
-    def run_job(self, job: Job) -> None:
-        if job.cancel.is_set():
-            self.job_failed.emit(job.id, "cancelled before it started")
-            return
-        self._job_id = job.id
-        try:
-            engine = self._ensure_engine(job.model, job.device)
-        except Exception as exc:
-            log.exception("loading model %s on %s failed", job.model, job.device)
-            msg = _one_line(exc)
-            self.engine_failed.emit(msg)
-            self.job_failed.emit(job.id, f"cannot load model {job.model!r} on {job.device!r}: {msg}")
-            return
-        self.job_started.emit(job.id, job.source)
-        engine.recorder.clear()  # a job's events are in its result; keep memory bounded
-        jid = job.id
-        try:
-            result = engine.transcribe(
-                job.source,
-                replace(job.options),
-                source=job.source,
-                on_progress=lambda done, total: self.progress.emit(jid, float(done), float(total)),
-                on_segment=lambda seg: self.segment.emit(jid, _plain(seg)),
-                should_stop=job.cancel.is_set,
-            )
-        except Exception as exc:
-            log.error("job %s (%s) failed:\n%s", job.id, job.source, traceback.format_exc())
-            self.job_failed.emit(job.id, _one_line(exc))
-            return
-        self.job_finished.emit(job.id, result)
-
-    @Slot()
-    def shutdown(self) -> None:
-        if self.engine is not None:
-            try:
-                self.engine.close()
-            except Exception:
-                log.exception("closing the engine failed")
-            self.engine = None
+    def dispatch(self, e: object) -> None:  # the owner thread
+        if isinstance(e, ev.Timings):
+            self.timings.emit(e.job_id, list(e.events))
+        elif isinstance(e, ev.Progress):
+            self.progress.emit(e.job_id, e.done_s, e.total_s)
+        elif isinstance(e, ev.Segment):
+            self.segment.emit(e.job_id, dict(e.segment))
+        elif isinstance(e, ev.JobStarted):
+            self.job_started.emit(e.job_id, e.source)
+        elif isinstance(e, ev.JobFinished):
+            self.job_finished.emit(e.job_id, e.result)
+        elif isinstance(e, ev.JobFailed):
+            self.job_failed.emit(e.job_id, e.message)
+        elif isinstance(e, ev.EngineLoading):
+            self.engine_loading.emit(e.model, e.device)
+        elif isinstance(e, ev.EngineReady):
+            self.engine_ready.emit({"model": e.model, "device": e.device, "notices": list(e.notices)})
+        elif isinstance(e, ev.EngineFailed):
+            self.engine_failed.emit(e.message)
+        elif isinstance(e, ev.EngineNotice):
+            self.notice.emit(e.message)
 
 
-def _warm_up(engine: Any) -> None:
-    """Do once, at load, the first-use work that would otherwise hold the GIL for a
-    hundred ms or more at the start of the first job (and freeze the UI meanwhile):
-    building the tokenizer's BPE tables, importing PyAV and opening a decoder
-    (``import av`` alone is ~120 ms), loading the mel filters and the first STFT."""
-    try:
-        from whisper.tokenizer import get_tokenizer
-
-        model = engine.model
-        get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
-    except Exception:  # warm-up is an optimisation only
-        log.debug("tokenizer warm-up skipped", exc_info=True)
-    try:
-        import tempfile
-        import wave
-
-        import numpy as np
-        import whisper
-
-        from ..audio.decode import load_audio
-
-        with tempfile.TemporaryDirectory(prefix="npu-whisper-warmup-") as tmp:
-            path = Path(tmp) / "warmup.wav"
-            with wave.open(str(path), "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(16000)
-                w.writeframes(np.zeros(1600, "<i2").tobytes())
-            audio = load_audio(path)
-        whisper.log_mel_spectrogram(audio, engine.model.dims.n_mels, padding=16000)
-    except Exception:
-        log.debug("audio warm-up skipped", exc_info=True)
-    try:
-        # one short transcription: the first encoder/decoder pass builds torch's kernels
-        # and caches while holding the GIL (~60 ms stalls); pay that here, not in a job
-        import numpy as np
-
-        from ..pipeline import TranscribeOptions
-
-        t = np.arange(32000, dtype=np.float32) / 16000
-        tone = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-        engine.transcribe(tone, TranscribeOptions(language="en", temperature=(0.0,)))
-        engine.recorder.clear()
-    except Exception:
-        log.debug("engine warm-up skipped", exc_info=True)
+_tuned = threading.local()
 
 
-def _plain(seg: dict) -> dict:
-    """A fresh copy of a segment with plain Python values (tensors/ndarrays -> lists)."""
-    out = {}
-    for k, v in seg.items():
-        if hasattr(v, "tolist"):
-            v = v.tolist()
-        elif isinstance(v, list):
-            v = [dict(x) if isinstance(x, dict) else x for x in v]
-        out[k] = v
-    return out
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:300]
+def _tune_once() -> None:
+    if not getattr(_tuned, "done", False):
+        tune_worker_thread()
+        _tuned.done = True
 
 
 class WorkerHost(QObject):
-    """GUI-side handle: starts the thread, submits jobs, cancels, shuts down."""
-
-    _submit = Signal(object)
-    _preload = Signal(str, str)
+    """GUI-side handle: submits jobs, cancels, gives dictation its view of the engine,
+    shuts down. ``worker`` carries the signals."""
 
     def __init__(self, engine_factory: Callable[..., Any] | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.thread = QThread()
-        self.thread.setObjectName("transcription-worker")
-        self.worker = TranscriptionWorker(engine_factory)
-        self.worker.moveToThread(self.thread)
-        self._submit.connect(self.worker.run_job)
-        self._preload.connect(self.worker.preload)
+        self.worker = EventBridge()
+        self.engine_host = EngineHost(engine_factory, on_event=self.worker.dispatch, on_thread_start=_tune_once)
+        self.worker.host = self.engine_host
         self.pending: dict[int, Job] = {}
         self.current: Job | None = None
         self.worker.job_started.connect(self._on_started)
         self.worker.job_finished.connect(self._on_done)
         self.worker.job_failed.connect(self._on_done)
-        self.thread.start()
 
     def submit(self, job: Job) -> Job:
         self.pending[job.id] = job
-        self._submit.emit(job)
+        self.engine_host.run_job(job)
         return job
 
     def preload(self, model: str, device: str) -> None:
-        self._preload.emit(model, device)
+        self.engine_host.load(model, device)
+
+    def dictation_engine(self, choices: Callable[[], Any]) -> EngineChoice:
+        """What the dictation tab decodes with: this host's engine, for ``choices()``."""
+        return EngineChoice(self.engine_host, choices)
 
     def cancel(self, all_jobs: bool = False) -> bool:
         """Stop the running job (and the queued ones with ``all_jobs``); True if any."""
@@ -287,12 +159,7 @@ class WorkerHost(QObject):
     def shutdown(self, timeout_ms: int = 10000) -> None:
         for job in self.pending.values():
             job.cancel.set()
-        if self.thread.isRunning():
-            from PySide6.QtCore import QMetaObject, Qt
-
-            QMetaObject.invokeMethod(self.worker, "shutdown", Qt.ConnectionType.QueuedConnection)
-            self.thread.quit()
-            self.thread.wait(timeout_ms)
+        self.engine_host.close(timeout_ms / 1000)
 
 
 def source_name(path: str) -> str:

@@ -7,9 +7,10 @@ Threads:
   ring buffer and the WAV file and wakes the segmenter. It never waits on decoding.
 * ``dictation-vad``: runs the VAD over new audio and cuts utterances; an ended
   utterance's audio is copied out of the ring and queued as a final job.
-* ``dictation-decoder``: the only thread that touches the engine. Finals come first; a
-  partial in progress is cancelled (between encoder dispatches) as soon as a final is
-  queued. Otherwise, while an utterance is open, it decodes the audio so far about every
+* ``dictation-decoder``: the only thread that asks the decoder (an
+  :class:`~npu_whisper_app.live.decoder.UtteranceDecoder`: in the app its calls run on
+  the engine's owner thread, ahead of file work). Finals come first; a partial in
+  progress is cancelled (between encoder dispatches) as soon as a final is queued. Otherwise, while an utterance is open, it decodes the audio so far about every
   ``partial_interval_s`` and reports the words the last two hypotheses agree on.
 
 Everything reaches the caller through ``on_event(event)`` (called from the session's
@@ -142,8 +143,8 @@ def fmt_time(seconds: float) -> str:
 
 
 class DictationSession:
-    """``decoder`` has ``decode(audio, prompt=None, should_stop=None) -> Decoded``
-    (:class:`~npu_whisper_app.live.decoder.WhisperUtteranceDecoder`); ``source`` is an
+    """``decoder`` is an :class:`~npu_whisper_app.live.decoder.UtteranceDecoder`
+    (``decode(audio, prompt=None, should_stop=None, partial=False) -> Decoded``); ``source`` is an
     :class:`~npu_whisper_app.live.sources.AudioSource`."""
 
     def __init__(self, decoder, source, options: DictationOptions | None = None, on_event: Callable[[object], None] | None = None) -> None:

@@ -7,19 +7,19 @@ is one dispatch per (head, 64-row query tile) over all frames.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..devices.base import Device, DeviceError
+from ..jobs import IDLE, Cancelled, JobContext
 from ..profiling import now_ns
 
-
-class Cancelled(Exception):
-    """Raised inside the encoder when the job asked to stop."""
+__all__ = ["Cancelled", "TiledEncoder", "trimmed_frames", "prepare_weights"]
 
 
 @dataclass
@@ -105,8 +105,9 @@ class TiledEncoder(nn.Module):
     """Drop-in replacement for ``whisper.model.AudioEncoder`` running on a device.
 
     ``fallback`` (a factory for another device, usually cpu) takes over when the
-    device fails mid-job; ``on_fallback`` is told why. ``should_stop`` is polled
-    between dispatches and raises :class:`Cancelled` when it returns True.
+    device fails mid-job; ``on_fallback`` is told why. Inside ``with encoder.job(ctx)``
+    the job's ``should_stop`` is polled between dispatches (raising :class:`Cancelled`)
+    and its ``trim`` sets how much of each window is encoded.
     """
 
     def __init__(
@@ -129,24 +130,36 @@ class TiledEncoder(nn.Module):
         self.weights = prepare_weights(reference, device)
         self.fallback = fallback
         self.on_fallback = on_fallback
-        self.should_stop: Callable[[], bool] | None = None
         self.windows_done = 0
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        #: ``(min_frames, margin_frames)``: encode each window only over its audio.
-        #: Whisper was trained on full 30 s windows: fewer frames are faster but change
-        #: the input the model sees, so the pipeline offers it as an option only.
-        #: openai-whisper's transcribe zero-pads the last window's mel (exact 0.0
-        #: columns) to 3000 frames; with this set, those columns are dropped down to
-        #: the audio's frames + margin, at least min_frames, in whole attention tiles.
-        self.trim: tuple[int, int] | None = None
+        self._ctx: JobContext = IDLE
+
+    @contextmanager
+    def job(self, ctx: JobContext) -> Iterator[None]:
+        """Run the calls inside with ``ctx``'s stop request and window trimming.
+
+        ``ctx.trim = (min_frames, margin_frames)`` encodes each window only over its
+        audio. Whisper was trained on full 30 s windows: fewer frames are faster but
+        change the input the model sees, so the pipeline offers it as an option only.
+        openai-whisper's transcribe zero-pads the last window's mel (exact 0.0 columns)
+        to 3000 frames; with a trim, those columns are dropped down to the audio's frames
+        + margin, at least min_frames, in whole attention tiles."""
+        previous, self._ctx = self._ctx, ctx
+        try:
+            yield
+        finally:
+            self._ctx = previous
+
+    def forget_cached_window(self) -> None:
+        """Encode the next window even if it equals the last one (benchmark rounds)."""
+        self._cache = None
 
     @property
     def recorder(self):
         return self.device.recorder
 
     def _check_stop(self) -> None:
-        if self.should_stop is not None and self.should_stop():
-            raise Cancelled()
+        self._ctx.check_stop()
 
     # -- one 30 s window -------------------------------------------------------------------
     def encode_window(self, mel: torch.Tensor) -> torch.Tensor:
@@ -227,8 +240,8 @@ class TiledEncoder(nn.Module):
         if squeeze:
             mel = mel[None]
         outs = []
-        if self.trim is not None:
-            mel = mel[..., : trimmed_frames(mel, *self.trim)]
+        if self._ctx.trim is not None:
+            mel = mel[..., : trimmed_frames(mel, *self._ctx.trim)]
         for item in mel:
             if self._cache is not None and self._cache[0].shape == item.shape and torch.equal(self._cache[0], item):
                 outs.append(self._cache[1])

@@ -35,14 +35,11 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-import whisper.decoding as wdec
 from torch import Tensor, nn
 
-from .encoder import Cancelled
+from ..jobs import IDLE, JobContext
 
 QUANT_MODES = ("none", "int8", "int8-logits")
-
-_OriginalInference = wdec.PyTorchInference
 
 
 class _Layer(nn.Module):
@@ -85,7 +82,9 @@ def fp16_exact(t: Tensor) -> bool:
 class FastDecoder(nn.Module):
     """Holds the decoder's weights (shared with, or quantised copies of, the model's)."""
 
-    def __init__(self, model: nn.Module, quant: str = "none") -> None:
+    def __init__(self, model: nn.Module, quant: str = "none", kernel: Any = None) -> None:
+        """``kernel``: the compiled fp16 decoder kernel (``devices.cpu_native.
+        load_decoder_kernel()``; the engine passes it in), None for the Python loop."""
         super().__init__()
         if quant not in QUANT_MODES:
             raise ValueError(f"decoder quant must be one of {QUANT_MODES}, got {quant!r}")
@@ -119,8 +118,8 @@ class FastDecoder(nn.Module):
         self.step_params: list[list[Tensor]] | None = None
         self.logits16: Tensor | None = None
         self._kernel = None
-        if quant == "none":
-            self._use_fp16(dec, layers)
+        if quant == "none" and kernel is not None:
+            self._use_fp16(dec, layers, kernel)
         self.layers = nn.ModuleList(layers)
         tok = None
         try:
@@ -132,19 +131,19 @@ class FastDecoder(nn.Module):
         self.sot = tok.sot if tok is not None else None
         self._cross: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
         self._cross16: list[tuple[Tensor, Tensor, int]] | None = None
-        #: polled before every token; True raises the encoder's ``Cancelled`` so a job
-        #: (or a live partial overtaken by a final) stops between tokens, not at the end
-        self.should_stop: Callable[[], bool] | None = None
 
-    def _use_fp16(self, dec: nn.Module, layers: list[_Layer]) -> None:
-        """fp16 weights for the per-token products, if the kernel builds and no weight
-        would change (an fp32-trained or fine-tuned checkpoint keeps fp32)."""
+    def inference_factory(self, ctx: JobContext = IDLE) -> Callable[[Any, int], "FastInference"]:
+        """What ``model.whisper_loop.decode`` builds its token step with, for one job:
+        ``ctx.should_stop`` is polled before every token, so a job (or a live partial
+        overtaken by a final) stops between tokens, not at the end."""
+        return lambda _model, initial_token_length: FastInference(self, initial_token_length, ctx)
+
+    def _use_fp16(self, dec: nn.Module, layers: list[_Layer], kernel: Any) -> None:
+        """fp16 weights for the per-token products, if no weight would change (an
+        fp32-trained or fine-tuned checkpoint keeps fp32)."""
         if not all(fp16_exact(p) for p in dec.parameters()):
             return
-        from ..devices.cpu_native import load_decoder_kernel
-
-        kernel = load_decoder_kernel()
-        if kernel is None or self.n_state % kernel.lanes:
+        if self.n_state % kernel.lanes:
             return
         for layer in layers:
             for name in ("q", "k", "v", "o", "cq", "co", "fc1", "fc2"):
@@ -265,12 +264,13 @@ def _merge(a: Tensor) -> Tensor:
     return a.permute(0, 2, 1, 3).flatten(start_dim=2)
 
 
-class FastInference(wdec.Inference):
-    """``whisper.decoding.Inference`` over a :class:`FastDecoder` with a preallocated cache."""
+class FastInference:
+    """openai-whisper's ``Inference`` interface (``logits``, ``rearrange_kv_cache``,
+    ``cleanup_caching``) over a :class:`FastDecoder` with a preallocated cache."""
 
-    def __init__(self, model: nn.Module, initial_token_length: int) -> None:
-        self.model = model
-        self.fast: FastDecoder = model._npu_fast_decoder
+    def __init__(self, fast: FastDecoder, initial_token_length: int, ctx: JobContext = IDLE) -> None:
+        self.fast = fast
+        self.ctx = ctx
         self.initial_token_length = initial_token_length
         self.offset = 0
         self.cache: list[tuple[Tensor, Tensor]] | None = None
@@ -289,8 +289,7 @@ class FastInference(wdec.Inference):
 
     def logits(self, tokens: Tensor, audio_features: Tensor) -> Tensor:
         fd = self.fast
-        if fd.should_stop is not None and fd.should_stop():
-            raise Cancelled()
+        self.ctx.check_stop()
         first = self.cache is None
         if first:
             self._alloc(tokens.shape[0], audio_features.dtype)
@@ -366,26 +365,7 @@ class FastInference(wdec.Inference):
         self.offset = 0
 
 
-def _inference_factory(model: Any, initial_token_length: int) -> wdec.Inference:
-    """Stands in for ``PyTorchInference`` in openai-whisper's decoding module: models
-    carrying a fast decoder get :class:`FastInference`, all others the original."""
-    if getattr(model, "_npu_fast_decoder", None) is not None:
-        return FastInference(model, initial_token_length)
-    return _OriginalInference(model, initial_token_length)
-
-
-def install() -> None:
-    wdec.PyTorchInference = _inference_factory  # type: ignore[assignment]
-
-
-def attach_fast_decoder(model: nn.Module, quant: str = "none") -> FastDecoder:
-    """Give ``model`` a fast decoder used by openai-whisper's decode()/transcribe()."""
-    install()
-    fd = FastDecoder(model, quant)
-    object.__setattr__(model, "_npu_fast_decoder", fd)  # not a submodule: state_dict unchanged
-    return fd
-
-
-def detach_fast_decoder(model: nn.Module) -> None:
-    if "_npu_fast_decoder" in model.__dict__:
-        del model.__dict__["_npu_fast_decoder"]
+def attach_fast_decoder(model: nn.Module, quant: str = "none", kernel: Any = None) -> FastDecoder:
+    """A fast decoder over ``model``'s text decoder (its weights shared, or quantised
+    copies); ``kernel`` as for :class:`FastDecoder`."""
+    return FastDecoder(model, quant, kernel)

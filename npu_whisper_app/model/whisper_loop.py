@@ -1,0 +1,427 @@
+"""The one home for what we use of openai-whisper beyond its public calls.
+
+* :func:`decode`: ``whisper.decode`` with our :class:`~.fast_decoder.FastInference` in
+  place of its ``PyTorchInference``, for this call only (a ``DecodingTask`` subclass;
+  nothing in openai-whisper's modules is replaced).
+* :func:`transcribe`: openai-whisper's ``transcribe`` loop (30 s windows, timestamps,
+  temperature fallback, previous-text prompt, word timestamps, hallucination skipping),
+  ported line for line from openai-whisper 20250625 (MIT licence,
+  ``whisper/transcribe.py``), with three differences: it reads log-mel windows from a
+  :class:`~npu_whisper_app.jobs.MelSource` (so the whole recording's mel need not be in
+  memory), it reports each window's segments and progress to the job's context and
+  stops between windows when asked, and it decodes through :func:`decode`.
+
+:data:`RELIED_ON` names the openai-whisper sources this module was written against, with
+a fingerprint of each; ``tests/test_whisper_loop.py`` fails loudly when an installed
+openai-whisper differs, so a change there is read before it silently changes our words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+import whisper
+import whisper.decoding as wdec
+from whisper.audio import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, log_mel_spectrogram, pad_or_trim
+from whisper.decoding import DecodingOptions, DecodingResult
+from whisper.timing import add_word_timestamps
+from whisper.tokenizer import get_tokenizer
+from whisper.utils import exact_div, get_end
+
+from ..jobs import IDLE, JobContext
+
+InferenceFactory = Callable[[Any, int], Any]  # (model, initial_token_length) -> Inference
+
+
+# -- what we rely on -------------------------------------------------------------------------
+def _fingerprint(obj: object) -> str:
+    return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()[:16]
+
+
+#: openai-whisper sources this module follows; their fingerprints when it was written
+RELIED_ON: dict[str, str] = {
+    # the loop ported in transcribe() below
+    "whisper.transcribe.transcribe": "17a80c6abe976aa3",
+    # builds self.inference = PyTorchInference(...) and hands it to the token decoder
+    "whisper.decoding.DecodingTask.__init__": "37b1c4c81b20a592",
+    # the Inference interface FastInference implements
+    "whisper.decoding.Inference": "95af2018fc5d6528",
+    # holds the inference it was given (beam search re-orders its kv cache)
+    "whisper.decoding.BeamSearchDecoder.__init__": "e6af42e7eed42f8a",
+}
+
+
+def relied_on_now() -> dict[str, str]:
+    """The fingerprints of :data:`RELIED_ON`'s sources in the installed openai-whisper."""
+    import importlib
+
+    out = {}
+    for name in RELIED_ON:
+        parts = name.split(".")
+        obj: Any = importlib.import_module(".".join(parts[:2]))
+        for p in parts[2:]:
+            obj = getattr(obj, p)
+        out[name] = _fingerprint(obj)
+    return out
+
+
+# -- decode ------------------------------------------------------------------------------
+class _Task(wdec.DecodingTask):
+    """openai-whisper's decoding task with another ``Inference`` for this task only."""
+
+    def __init__(self, model: Any, options: DecodingOptions, make_inference: InferenceFactory | None) -> None:
+        super().__init__(model, options)
+        if make_inference is not None:
+            self.inference = make_inference(model, len(self.initial_tokens))
+            if hasattr(self.decoder, "inference"):  # beam search keeps its own reference
+                self.decoder.inference = self.inference
+
+
+@torch.no_grad()
+def decode(
+    model: Any, mel: torch.Tensor, options: DecodingOptions, make_inference: InferenceFactory | None = None
+) -> DecodingResult | list[DecodingResult]:
+    """``whisper.decode`` (one mel ``[n_mels, frames]`` or a batch), with
+    ``make_inference`` building the token-to-logits step when given."""
+    single = mel.ndim == 2
+    if single:
+        mel = mel.unsqueeze(0)
+    result = _Task(model, options, make_inference).run(mel)
+    return result[0] if single else result
+
+
+# -- mel sources ---------------------------------------------------------------------------
+class ArrayMel:
+    """The log-mel of an array held in memory, as openai-whisper computes it for
+    ``transcribe`` (30 s of zero samples appended, so the last window is exact)."""
+
+    def __init__(self, audio: np.ndarray | torch.Tensor, n_mels: int) -> None:
+        self._mel = log_mel_spectrogram(audio, n_mels, padding=N_SAMPLES)
+        self.n_frames = self._mel.shape[-1] - N_FRAMES
+
+    def frames(self, start: int, end: int) -> torch.Tensor:
+        return self._mel[:, start:end]
+
+
+# -- transcribe ------------------------------------------------------------------------------
+def transcribe(
+    model: Any,
+    mel_source: Any,
+    *,
+    ctx: JobContext = IDLE,
+    make_inference: InferenceFactory | None = None,
+    temperature: float | tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+    compression_ratio_threshold: Optional[float] = 2.4,
+    logprob_threshold: Optional[float] = -1.0,
+    no_speech_threshold: Optional[float] = 0.6,
+    condition_on_previous_text: bool = True,
+    initial_prompt: Optional[str] = None,
+    carry_initial_prompt: bool = False,
+    word_timestamps: bool = False,
+    prepend_punctuations: str = "\"'“¿([{-",
+    append_punctuations: str = "\"'.。,，!！?？:：”)]}、",
+    clip_timestamps: str | list[float] = "0",
+    hallucination_silence_threshold: Optional[float] = None,
+    **decode_options: Any,
+) -> dict:
+    """openai-whisper's ``transcribe`` over ``mel_source`` (see the module docstring).
+
+    After each window: its segments go to ``ctx.on_segment``, progress (seconds done,
+    seconds total) to ``ctx.on_progress``, then ``ctx.check_stop()`` (raises
+    :class:`~npu_whisper_app.jobs.Cancelled`) and ``ctx.between_windows()``."""
+    decode_options.pop("verbose", None)
+    decode_options["fp16"] = False  # our encoder and decoder compute in fp32 on the host
+    dtype = torch.float32
+    content_frames = int(mel_source.n_frames)
+    content_duration = float(content_frames * HOP_LENGTH / SAMPLE_RATE)
+
+    def window(start: int, size: int) -> torch.Tensor:
+        m = mel_source.frames(start, start + size)
+        m = torch.as_tensor(m)
+        return pad_or_trim(m, N_FRAMES).to(model.device).to(dtype)
+
+    if decode_options.get("language", None) is None:
+        if not model.is_multilingual:
+            decode_options["language"] = "en"
+        else:
+            _, probs = model.detect_language(window(0, min(N_FRAMES, content_frames)))
+            decode_options["language"] = max(probs, key=probs.get)
+
+    language: str = decode_options["language"]
+    task: str = decode_options.get("task", "transcribe")
+    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language=language, task=task)
+
+    if isinstance(clip_timestamps, str):
+        clip_timestamps = [float(ts) for ts in (clip_timestamps.split(",") if clip_timestamps else [])]
+    seek_points: list[int] = [round(ts * FRAMES_PER_SECOND) for ts in clip_timestamps]
+    if len(seek_points) == 0:
+        seek_points.append(0)
+    if len(seek_points) % 2 == 1:
+        seek_points.append(content_frames)
+    seek_clips: list[tuple[int, int]] = list(zip(seek_points[::2], seek_points[1::2]))
+
+    punctuation = "\"'“¿([{-\"'.。,，!！?？:：”)]}、"
+
+    def decode_with_fallback(segment: torch.Tensor) -> DecodingResult:
+        temperatures = [temperature] if isinstance(temperature, (int, float)) else temperature
+        decode_result = None
+        for t in temperatures:
+            kwargs = {**decode_options}
+            if t > 0:
+                kwargs.pop("beam_size", None)
+                kwargs.pop("patience", None)
+            else:
+                kwargs.pop("best_of", None)
+            options = DecodingOptions(**kwargs, temperature=t)
+            decode_result = decode(model, segment, options, make_inference)
+            needs_fallback = False
+            if compression_ratio_threshold is not None and decode_result.compression_ratio > compression_ratio_threshold:
+                needs_fallback = True  # too repetitive
+            if logprob_threshold is not None and decode_result.avg_logprob < logprob_threshold:
+                needs_fallback = True  # average log probability is too low
+            if (
+                no_speech_threshold is not None
+                and decode_result.no_speech_prob > no_speech_threshold
+                and logprob_threshold is not None
+                and decode_result.avg_logprob < logprob_threshold
+            ):
+                needs_fallback = False  # silence
+            if not needs_fallback:
+                break
+        return decode_result
+
+    clip_idx = 0
+    seek = seek_clips[clip_idx][0]
+    input_stride = exact_div(N_FRAMES, model.dims.n_audio_ctx)  # mel frames per output token: 2
+    time_precision = input_stride * HOP_LENGTH / SAMPLE_RATE  # time per output token: 0.02 (seconds)
+    all_tokens: list[int] = []
+    all_segments: list[dict] = []
+    prompt_reset_since = 0
+
+    remaining_prompt_length = model.dims.n_text_ctx // 2 - 1
+    if initial_prompt is not None:
+        initial_prompt_tokens = tokenizer.encode(" " + initial_prompt.strip())
+        all_tokens.extend(initial_prompt_tokens)
+        remaining_prompt_length -= len(initial_prompt_tokens)
+    else:
+        initial_prompt_tokens = []
+
+    def new_segment(*, start: float, end: float, tokens: torch.Tensor, result: DecodingResult) -> dict:
+        tokens = tokens.tolist()
+        text_tokens = [token for token in tokens if token < tokenizer.eot]
+        return {
+            "seek": seek,
+            "start": start,
+            "end": end,
+            "text": tokenizer.decode(text_tokens),
+            "tokens": tokens,
+            "temperature": result.temperature,
+            "avg_logprob": result.avg_logprob,
+            "compression_ratio": result.compression_ratio,
+            "no_speech_prob": result.no_speech_prob,
+        }
+
+    def report(previous_seek: int, first_new: int) -> None:
+        """Ours: the window's segments and the progress go to the job, then stop if asked."""
+        if ctx.on_segment is not None:
+            for seg in all_segments[first_new:]:
+                ctx.on_segment(dict(seg))
+        if ctx.on_progress is not None:
+            ctx.on_progress(min(content_frames, seek) / FRAMES_PER_SECOND, content_frames / FRAMES_PER_SECOND)
+        ctx.check_stop()
+        if ctx.between_windows is not None:
+            ctx.between_windows()
+
+    last_speech_timestamp = 0.0
+    while clip_idx < len(seek_clips):
+        seek_clip_start, seek_clip_end = seek_clips[clip_idx]
+        if seek < seek_clip_start:
+            seek = seek_clip_start
+        if seek >= seek_clip_end:
+            clip_idx += 1
+            if clip_idx < len(seek_clips):
+                seek = seek_clips[clip_idx][0]
+            continue
+        time_offset = float(seek * HOP_LENGTH / SAMPLE_RATE)
+        window_end_time = float((seek + N_FRAMES) * HOP_LENGTH / SAMPLE_RATE)
+        segment_size = min(N_FRAMES, content_frames - seek, seek_clip_end - seek)
+        mel_segment = window(seek, segment_size)
+        segment_duration = segment_size * HOP_LENGTH / SAMPLE_RATE
+
+        if carry_initial_prompt:
+            nignored = max(len(initial_prompt_tokens), prompt_reset_since)
+            remaining_prompt = all_tokens[nignored:][-remaining_prompt_length:]
+            decode_options["prompt"] = initial_prompt_tokens + remaining_prompt
+        else:
+            decode_options["prompt"] = all_tokens[prompt_reset_since:]
+
+        result: DecodingResult = decode_with_fallback(mel_segment)
+        tokens = torch.tensor(result.tokens)
+
+        if no_speech_threshold is not None:
+            should_skip = result.no_speech_prob > no_speech_threshold
+            if logprob_threshold is not None and result.avg_logprob > logprob_threshold:
+                should_skip = False
+            if should_skip:
+                previous_seek = seek
+                seek += segment_size  # fast-forward to the next segment boundary
+                report(previous_seek, len(all_segments))
+                continue
+
+        previous_seek = seek
+        current_segments: list[dict] = []
+
+        def word_anomaly_score(word: dict) -> float:
+            probability = word.get("probability", 0.0)
+            duration = word["end"] - word["start"]
+            score = 0.0
+            if probability < 0.15:
+                score += 1.0
+            if duration < 0.133:
+                score += (0.133 - duration) * 15
+            if duration > 2.0:
+                score += duration - 2.0
+            return score
+
+        def is_segment_anomaly(segment: Optional[dict]) -> bool:
+            if segment is None or not segment["words"]:
+                return False
+            words = [w for w in segment["words"] if w["word"] not in punctuation]
+            words = words[:8]
+            score = sum(word_anomaly_score(w) for w in words)
+            return score >= 3 or score + 0.01 >= len(words)
+
+        def next_words_segment(segments: list[dict]) -> Optional[dict]:
+            return next((s for s in segments if s["words"]), None)
+
+        timestamp_tokens: torch.Tensor = tokens.ge(tokenizer.timestamp_begin)
+        single_timestamp_ending = timestamp_tokens[-2:].tolist() == [False, True]
+
+        consecutive = torch.where(timestamp_tokens[:-1] & timestamp_tokens[1:])[0]
+        consecutive.add_(1)
+        if len(consecutive) > 0:
+            slices = consecutive.tolist()
+            if single_timestamp_ending:
+                slices.append(len(tokens))
+            last_slice = 0
+            for current_slice in slices:
+                sliced_tokens = tokens[last_slice:current_slice]
+                start_timestamp_pos = sliced_tokens[0].item() - tokenizer.timestamp_begin
+                end_timestamp_pos = sliced_tokens[-1].item() - tokenizer.timestamp_begin
+                current_segments.append(
+                    new_segment(
+                        start=time_offset + start_timestamp_pos * time_precision,
+                        end=time_offset + end_timestamp_pos * time_precision,
+                        tokens=sliced_tokens,
+                        result=result,
+                    )
+                )
+                last_slice = current_slice
+            if single_timestamp_ending:
+                seek += segment_size
+            else:
+                last_timestamp_pos = tokens[last_slice - 1].item() - tokenizer.timestamp_begin
+                seek += last_timestamp_pos * input_stride
+        else:
+            duration = segment_duration
+            timestamps = tokens[timestamp_tokens.nonzero().flatten()]
+            if len(timestamps) > 0 and timestamps[-1].item() != tokenizer.timestamp_begin:
+                last_timestamp_pos = timestamps[-1].item() - tokenizer.timestamp_begin
+                duration = last_timestamp_pos * time_precision
+            current_segments.append(new_segment(start=time_offset, end=time_offset + duration, tokens=tokens, result=result))
+            seek += segment_size
+
+        if word_timestamps:
+            add_word_timestamps(
+                segments=current_segments,
+                model=model,
+                tokenizer=tokenizer,
+                mel=mel_segment,
+                num_frames=segment_size,
+                prepend_punctuations=prepend_punctuations,
+                append_punctuations=append_punctuations,
+                last_speech_timestamp=last_speech_timestamp,
+            )
+            if not single_timestamp_ending:
+                last_word_end = get_end(current_segments)
+                if last_word_end is not None and last_word_end > time_offset:
+                    seek = round(last_word_end * FRAMES_PER_SECOND)
+
+            if hallucination_silence_threshold is not None:
+                threshold = hallucination_silence_threshold
+                if not single_timestamp_ending:
+                    last_word_end = get_end(current_segments)
+                    if last_word_end is not None and last_word_end > time_offset:
+                        remaining_duration = window_end_time - last_word_end
+                        if remaining_duration > threshold:
+                            seek = round(last_word_end * FRAMES_PER_SECOND)
+                        else:
+                            seek = previous_seek + segment_size
+
+                first_segment = next_words_segment(current_segments)
+                if first_segment is not None and is_segment_anomaly(first_segment):
+                    gap = first_segment["start"] - time_offset
+                    if gap > threshold:
+                        seek = previous_seek + round(gap * FRAMES_PER_SECOND)
+                        continue
+
+                hal_last_end = last_speech_timestamp
+                for si in range(len(current_segments)):
+                    segment = current_segments[si]
+                    if not segment["words"]:
+                        continue
+                    if is_segment_anomaly(segment):
+                        next_segment = next_words_segment(current_segments[si + 1 :])
+                        if next_segment is not None:
+                            hal_next_start = next_segment["words"][0]["start"]
+                        else:
+                            hal_next_start = time_offset + segment_duration
+                        silence_before = (
+                            segment["start"] - hal_last_end > threshold
+                            or segment["start"] < threshold
+                            or segment["start"] - time_offset < 2.0
+                        )
+                        silence_after = (
+                            hal_next_start - segment["end"] > threshold
+                            or is_segment_anomaly(next_segment)
+                            or window_end_time - segment["end"] < 2.0
+                        )
+                        if silence_before and silence_after:
+                            seek = round(max(time_offset + 1, segment["start"]) * FRAMES_PER_SECOND)
+                            if content_duration - segment["end"] < threshold:
+                                seek = content_frames
+                            current_segments[si:] = []
+                            break
+                    hal_last_end = segment["end"]
+
+            last_word_end = get_end(current_segments)
+            if last_word_end is not None:
+                last_speech_timestamp = last_word_end
+
+        for segment in current_segments:
+            if segment["start"] == segment["end"] or segment["text"].strip() == "":
+                segment["text"] = ""
+                segment["tokens"] = []
+                segment["words"] = []
+
+        first_new = len(all_segments)
+        all_segments.extend([{"id": i, **segment} for i, segment in enumerate(current_segments, start=len(all_segments))])
+        all_tokens.extend([token for segment in current_segments for token in segment["tokens"]])
+
+        if not condition_on_previous_text or result.temperature > 0.5:
+            prompt_reset_since = len(all_tokens)
+
+        report(previous_seek, first_new)
+
+    return dict(
+        text=tokenizer.decode(all_tokens[len(initial_prompt_tokens) :]),
+        segments=all_segments,
+        language=language,
+    )
+
+
+__all__ = ["ArrayMel", "RELIED_ON", "decode", "relied_on_now", "transcribe", "whisper"]
