@@ -242,9 +242,9 @@ def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool | Non
 
 def decode_cost(engine, audio, clips, audio_ctx: str, final: str = "transcribe") -> dict:
     """CPU time (less sensitive to other processes than wall time) of one final decode per clip."""
-    from npu_whisper_app.live.decoder import DecoderOptions, WhisperUtteranceDecoder
-
     import threading
+
+    from npu_whisper_app.live.decoder import DecoderOptions, WhisperUtteranceDecoder
 
     dec = WhisperUtteranceDecoder(engine, DecoderOptions(language="en", audio_ctx=audio_ctx, final=final))
     cpu, wall = [], []
@@ -315,7 +315,7 @@ def main(argv=None) -> int:
         print(f"    speculative finals: {r['speculative_started']} started, {r['speculative_used']} used (the others: a pause that did not last)")
         if args.deliver:
             partials_on = args.partials
-            part = lambda k: pct([row[k] for row in r["clips"] if k in row], 50)  # noqa: E731
+            part = lambda k, r=r: pct([row[k] for row in r["clips"] if k in row], 50)  # noqa: E731
             print(f"    partials {'on' if partials_on else 'off'}; end of speech -> text in the other application's field: p50 {r['shown_latency_p50_s']:.2f} s, p95 {r['shown_latency_p95_s']:.2f} s ({r['shown_count']} of {len(clips)} seen); "
                   f"silence {r['silence_ms']} ms, pad {r['pad_ms']} ms")
             print(f"    where it goes (p50): VAD hang-over {part('vad_hangover_s'):.3f} s, final decode {part('decode_s'):.3f} s, "

@@ -18,7 +18,7 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 
 def _err(message: str) -> None:

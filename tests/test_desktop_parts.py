@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from npu_whisper_app.desktop.control import ControlError, ControlServer, request
-from npu_whisper_app.desktop.delivery import DeliveryOptions, TextDelivery, is_terminal
+from npu_whisper_app.desktop.delivery import is_terminal
 from npu_whisper_app.desktop.hotkey import HotkeyError, parse_hotkey
 from npu_whisper_app.desktop.service import DictationService
 from npu_whisper_app.desktop.settings import DictateSettings, load_settings, save_settings

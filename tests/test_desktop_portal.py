@@ -9,8 +9,8 @@ import subprocess
 import threading
 
 import pytest
-
 from desktop_helpers import wait_for
+
 from npu_whisper_app.desktop.portal_hotkey import GS, PORTAL_BUS, PORTAL_PATH, PortalHotkey, PortalUnavailable, preferred_trigger
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from desktop_helpers import HeldKeys, Target, wait_for
 from media import EVAL_DEV, write_wav
+
 from npu_whisper_app.audio.decode import load_audio
 
 ROOT = Path(__file__).resolve().parents[1]

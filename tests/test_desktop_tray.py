@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import threading
 
+from desktop_helpers import Target
 from PySide6.QtCore import Qt
 
-from desktop_helpers import Target
 from npu_whisper_app.desktop.x11 import XTestKeyboard
 from npu_whisper_app.gui.tray import DictationTray
 

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from desktop_helpers import wait_for
+
 from npu_whisper_app.desktop.delivery import DeliveryOptions, TextDelivery
 from npu_whisper_app.desktop.wayland import WtypeKeyboard
 

@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
-
 from desktop_helpers import HeldKeys, Target, clipboard_text, set_clipboard, wait_for
+
 from npu_whisper_app.desktop.delivery import DeliveryOptions, TextDelivery, is_terminal
 from npu_whisper_app.desktop.sink import DeliverySink
 from npu_whisper_app.desktop.x11 import KeyboardError, XTestKeyboard

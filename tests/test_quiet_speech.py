@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from media import EVAL_DEV
+from test_live_parts import noises
+
 from npu_whisper_app.audio.decode import load_audio
 from npu_whisper_app.live.dictation import DictationOptions, DictationSession, Final, Notice
 from npu_whisper_app.live.levelhint import QuietMicMonitor
 from npu_whisper_app.live.sources import FilePlayer
 from npu_whisper_app.live.vad import SileroVAD
-from test_live_parts import noises
 
 SR = 16000
 CLIPS = ["jfk.flac", "goforward.wav", "forever.wav", "cards/005.wav"]

@@ -17,8 +17,8 @@ import os
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 COMMANDS = ("toggle", "start", "stop", "status", "quit")
 

@@ -15,9 +15,8 @@ the user is told why once, in plain words.
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import environment
 from .clipboard import ClipboardError, CommandClipboard, wayland_clipboard, x11_clipboard
@@ -93,7 +92,7 @@ class TextDelivery:
 
     @classmethod
     def for_desktop(cls, options: DeliveryOptions | None = None, on_notice: Callable[[str], None] | None = None,
-                    restore_token: str | None = None, on_token: Callable[[str], None] | None = None) -> "TextDelivery":
+                    restore_token: str | None = None, on_token: Callable[[str], None] | None = None) -> TextDelivery:
         """The methods this desktop session offers (X11: XTest or xdotool with xclip or
         xsel; wlroots Wayland: wtype with wl-copy; other Wayland desktops (GNOME, KDE):
         the RemoteDesktop portal with wl-copy, its restore token kept by ``on_token``)."""

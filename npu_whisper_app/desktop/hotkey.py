@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import select
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 MODIFIER_NAMES = {"ctrl": "ControlMask", "control": "ControlMask", "alt": "Mod1Mask", "shift": "ShiftMask", "super": "Mod4Mask", "win": "Mod4Mask", "meta": "Mod4Mask"}
 
@@ -49,7 +49,8 @@ class X11Hotkey:
 
     def __init__(self, spec: str, on_press: Callable[[], None], on_release: Callable[[], None] | None = None, display_name: str | None = None) -> None:
         try:
-            from Xlib import X, XK, display as xdisplay
+            from Xlib import XK, X
+            from Xlib import display as xdisplay
         except ImportError:
             raise HotkeyError("python-xlib is not installed (pip install python-xlib)") from None
         mods, key = parse_hotkey(spec)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from .hotkey import HotkeyError, parse_hotkey
 

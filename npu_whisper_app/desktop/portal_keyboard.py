@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .portal_hotkey import PORTAL_BUS, PORTAL_PATH, PortalUnavailable
 from .x11 import KeyboardError

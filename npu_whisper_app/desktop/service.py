@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..live.dictation import DictationOptions, DictationSession, Final, Notice, Partial
 from ..live.levelhint import QuietMicMonitor

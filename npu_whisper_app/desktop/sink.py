@@ -15,8 +15,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..live.dictation import Final
 from ..live.textproc import UtteranceJoiner

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from .environment import which
 from .x11 import KeyboardError

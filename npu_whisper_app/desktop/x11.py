@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from .environment import which
 
@@ -35,7 +35,8 @@ class XTestKeyboard:
 
     def __init__(self, display_name: str | None = None) -> None:
         try:
-            from Xlib import XK, display as xdisplay
+            from Xlib import XK
+            from Xlib import display as xdisplay
             from Xlib.error import DisplayError
         except ImportError:
             raise KeyboardError("python-xlib is not installed (pip install python-xlib)") from None

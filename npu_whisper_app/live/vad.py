@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import SAMPLE_RATE
+
 FRAME = 512  # samples per VAD frame at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous frame the v5+ model sees
 
