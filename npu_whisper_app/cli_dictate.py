@@ -9,12 +9,15 @@ Wiring in ``cli.py`` (see docs/patches/cli-dictate.patch)::
     # in cmd_listen: decoder = listen_decoder(decoder, args); sink = listen_paste_sink(args, _err)
     #                on_event(ev): ... sink.on_event(ev); after session.stop(): sink.close()
 
-Also runs alone: ``python -m npu_whisper_app.cli_dictate dictate ...``.
+Also runs alone: ``python -m npu_whisper_app.cli_dictate dictate ...``. The service with its
+tray icon is ``gui/dictate_service.py`` (Qt lives in gui/, above the command line): ``dictate``
+hands over to it, as its own program, unless ``--no-tray`` or there is no display or no Qt.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -66,6 +69,9 @@ def _words(value) -> list[str]:
 
 
 # -- dictate -----------------------------------------------------------------------------
+_DICTATE_ACTIONS: list[argparse.Action] = []
+
+
 def add_dictate_parser(subparsers) -> argparse.ArgumentParser:
     d = subparsers.add_parser(
         "dictate",
@@ -100,6 +106,7 @@ def add_dictate_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--recordings", default=None, metavar="DIR", help="where each session's recording and transcript go")
     d.add_argument("--save", action="store_true", help="save the choices given here as the defaults")
     d.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
+    _DICTATE_ACTIONS[:] = list(d._actions)
     return d
 
 
@@ -135,10 +142,38 @@ def run_dictate(args: argparse.Namespace) -> int:
             return 1
         print(reply.get("state", ""), flush=True)
         return 0
-    return _serve(args)
+    from .desktop import environment
+
+    if not args.no_tray and environment.session_type() != "none" and _has_qt():
+        # the tray is Qt, which lives in gui/ (a front end above this one): run the service
+        # there, as its own program, with the same choices
+        os.execv(sys.executable, [sys.executable, "-m", "npu_whisper_app.gui.dictate_service", *dictate_argv(args)])
+    return serve(args)
 
 
-def _serve(args: argparse.Namespace) -> int:
+def dictate_argv(args: argparse.Namespace) -> list[str]:
+    """The command line that gives ``args`` again (for the tray program)."""
+    out: list[str] = []
+    for action in _DICTATE_ACTIONS:
+        value = getattr(args, action.dest, None)
+        if action.dest in ("help", "dictate_command") or value is None or value == action.default:
+            continue
+        flag = action.option_strings[0]
+        if isinstance(action, argparse.BooleanOptionalAction):
+            out.append(flag if value else "--no-" + flag[2:])
+        elif value is False:
+            continue
+        elif value is True:
+            out.append(flag)
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+def serve(args: argparse.Namespace, ui_runner: Callable | None = None) -> int:
+    """Run the dictation service until ``--quit``, Ctrl+C or the UI's quit. ``ui_runner(service,
+    ui, quit_event, hint)`` runs a UI loop (the tray, from gui/) and sets ``ui["tray"]`` to an
+    object with ``on_state``/``on_notice``; without it the service runs in the terminal."""
     from .desktop import environment
     from .desktop.control import ControlError, ControlServer
     from .desktop.service import DictationService
@@ -223,8 +258,8 @@ def _serve(args: argparse.Namespace) -> int:
         hint = f"{settings.hotkey} (if the desktop confirmed it) or {hint}"
     _err(f"dictation service ready: {hint}; text goes into the focused window via {service.delivery.keyboard.name if service.delivery.keyboard else 'the clipboard only'}")
     try:
-        if not args.no_tray and kind != "none" and _has_qt():
-            _run_tray(service, ui, quit_event, hint)
+        if ui_runner is not None:
+            ui_runner(service, ui, quit_event, hint)
         else:
             signal.signal(signal.SIGTERM, lambda *_: quit_event.set())
             try:
@@ -271,31 +306,9 @@ def _portal_hotkey(settings, service, on_notice):
 
 
 def _has_qt() -> bool:
-    try:
-        import PySide6.QtWidgets  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
 
-
-def _run_tray(service, ui: dict, quit_event: threading.Event, hint: str) -> None:
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
-    from .gui.tray import DictationTray
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setQuitOnLastWindowClosed(False)
-    tray = DictationTray(service, quit_event.set, hotkey_hint=hint)
-    ui["tray"] = tray
-    timer = QTimer()
-    timer.timeout.connect(lambda: app.quit() if quit_event.is_set() else None)
-    timer.start(100)
-    signal.signal(signal.SIGINT, lambda *_: quit_event.set())
-    signal.signal(signal.SIGTERM, lambda *_: quit_event.set())
-    app.exec()
-    ui["tray"] = None
-    tray.close()
+    return importlib.util.find_spec("PySide6") is not None
 
 
 def _make_decoder(settings, args: argparse.Namespace):

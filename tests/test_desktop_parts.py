@@ -198,3 +198,17 @@ def test_start_and_stop_sounds_are_outside_the_recording(tmp_path: Path, monkeyp
         time.sleep(0.02)
     assert log == ["start sound", "source open", "source closed", "stop sound"]
     svc.close()
+
+
+def test_dictate_options_survive_the_hand_over_to_the_tray_program() -> None:
+    """``npu-whisper dictate`` re-runs itself as gui/dictate_service.py with the same choices."""
+    import argparse
+
+    from npu_whisper_app.cli_dictate import add_dictate_parser, dictate_argv
+
+    p = argparse.ArgumentParser()
+    add_dictate_parser(p.add_subparsers(dest="command"))
+    argv = ["dictate", "--model", "tiny.en", "--input", "x.wav", "--no-restore-clipboard", "--vocabulary", "a, b",
+            "--auto-stop", "3", "--no-hotkey", "--partials", "--mode", "push-to-talk", "--speed", "2"]
+    a = p.parse_args(argv)
+    assert vars(p.parse_args(["dictate", *dictate_argv(a)])) == vars(a)

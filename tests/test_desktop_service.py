@@ -42,8 +42,12 @@ class Service:
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         threading.Thread(target=lambda: self.err.extend(self.proc.stderr), daemon=True).start()
-        wait_for(lambda: any("dictation service ready" in e for e in self.err) or self.proc.poll() is not None, 120, "the service")
-        assert self.proc.poll() is None, "".join(self.err)
+        try:
+            wait_for(lambda: any("dictation service ready" in e for e in self.err) or self.proc.poll() is not None, 120, "the service")
+            assert self.proc.poll() is None, "".join(self.err)
+        except BaseException:
+            self.close()
+            raise
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "npu_whisper_app.cli_dictate", "dictate", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60)
@@ -73,7 +77,10 @@ def test_toggle_from_another_process_and_the_hotkey_put_words_in_the_other_app(t
         assert svc.state() == "idle"
         r = svc.ctl("--toggle")
         assert r.returncode == 0 and r.stdout.strip() == "listening", r.stderr
-        wait_for(lambda: words(target.text()) == ["go", "forward", "10", "meters"], 120, "the words in the field")
+        try:
+            wait_for(lambda: words(target.text()) == ["go", "forward", "10", "meters"], 120, "the words in the field")
+        except AssertionError:
+            raise AssertionError(f"field {target.text()!r}; the service said: {''.join(svc.err)}") from None
         r = svc.ctl("--toggle")
         assert r.stdout.strip() in ("decoding", "idle"), r
         wait_for(lambda: svc.state() == "idle", 60, "idle")
