@@ -111,6 +111,7 @@ class DictationService:
             opts = DictationOptions(
                 partials=self.settings.partials,
                 final=self.settings.final,
+                prompt_previous=self.settings.final == "window",  # as the app's tab does
                 segmenter=SegmenterOptions(min_silence_ms=self.settings.silence_ms),
                 wav_path=_new_wav(self.wav_dir) if self.wav_dir else None,
                 **self.session_options,
