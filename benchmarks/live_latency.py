@@ -8,7 +8,16 @@ between partial updates; WER against the references (jiwer, Whisper's
 EnglishTextNormalizer), also for each clip transcribed alone with ``Engine.transcribe``;
 and CPU load (process CPU time / wall time).
 
+With ``--deliver`` (needs an X display, e.g. under ``xvfb-run``) each final also goes
+through the dictation service's text sink (clipboard + Ctrl+V via XTest) into a second X
+client's text field (tests/x11_target.py, another process), and the report adds end of
+speech -> text in that field (p50/p95) and where the time goes per utterance: the VAD's
+hang-over (its last speech frame after the clip's energy end), the wait for the pause
+(--silence-ms) and the trailing pad, the final decode, and the paste (sink queue +
+clipboard + key, then until the field shows it).
+
     python benchmarks/live_latency.py [EVAL_DEV] --model base --audio-ctx fit full [--json out.json]
+    xvfb-run -a python benchmarks/live_latency.py --final transcribe --deliver
 """
 
 from __future__ import annotations
@@ -66,7 +75,54 @@ def pct(values, q):
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool | None, speed: float, final: str = "transcribe", pad_ms: int | None = None) -> dict:
+class FieldWatch:
+    """The other application's text field: when (monotonic) did it change, to what."""
+
+    def __init__(self) -> None:
+        import subprocess
+        import tempfile
+        import threading
+
+        self.dir = Path(tempfile.mkdtemp(prefix="live-bench-field-"))
+        self.out = self.dir / "field.txt"
+        self.changes: list[tuple[float, str]] = []
+        target = Path(__file__).resolve().parents[1] / "tests" / "x11_target.py"
+        self.proc = subprocess.Popen([sys.executable, str(target), str(self.out)], stdout=subprocess.PIPE, text=True)
+        for line in self.proc.stdout:
+            if line.strip() == "ready":
+                break
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        last = None
+        while not self._stop.is_set():
+            try:
+                text = self.out.read_text(encoding="utf-8")
+            except OSError:
+                text = last
+            if text != last:
+                self.changes.append((time.monotonic(), text or ""))
+                last = text
+            time.sleep(0.002)
+
+    def shown_at(self, length: int, after: float) -> float | None:
+        """First time after ``after`` the field held at least ``length`` characters."""
+        for t, text in self.changes:
+            if t >= after and len(text) >= length:
+                return t
+        return None
+
+    def close(self) -> None:
+        self._stop.set()
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool | None, speed: float, final: str = "transcribe", pad_ms: int | None = None,
+               deliver: bool = False, silence_ms: int | None = None, partials: bool = True) -> dict:
     from npu_whisper_app.live.decoder import DecoderOptions, WhisperUtteranceDecoder
     from npu_whisper_app.live.dictation import DictationOptions, DictationSession, Final, Partial
     from npu_whisper_app.live.segmenter import SegmenterOptions
@@ -77,13 +133,30 @@ def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool | Non
     events: list[tuple[float, object]] = []
     decoder = WhisperUtteranceDecoder(engine, DecoderOptions(language="en", audio_ctx=audio_ctx, final=final))
     decoder.decode(audio[clips[0]["start"] : clips[0]["end"]])  # warm-up
-    opts = DictationOptions(prompt_previous=prompt_previous, segmenter=SegmenterOptions(pad_ms=pad_ms), wav_path=Path(os.environ.get("TMPDIR", "/tmp")) / f"live-bench-{os.getpid()}.wav", transcript=False)
-    session = DictationSession(decoder, FilePlayer(audio, speed=speed), opts, on_event=lambda ev: events.append((time.monotonic(), ev)))
+    seg = SegmenterOptions(pad_ms=pad_ms) if silence_ms is None else SegmenterOptions(pad_ms=pad_ms, min_silence_ms=silence_ms)
+    opts = DictationOptions(prompt_previous=prompt_previous, partials=partials, segmenter=seg, wav_path=Path(os.environ.get("TMPDIR", "/tmp")) / f"live-bench-{os.getpid()}.wav", transcript=False)
+    field = sink = None
+    if deliver:
+        from npu_whisper_app.desktop.delivery import TextDelivery
+        from npu_whisper_app.desktop.sink import DeliverySink
+
+        field = FieldWatch()
+        sink = DeliverySink(TextDelivery.for_desktop(on_notice=lambda m: print(f"note: {m}", flush=True)))
+
+    def on_event(ev: object) -> None:
+        events.append((time.monotonic(), ev))
+        if sink is not None:
+            sink.on_event(ev)
+
+    session = DictationSession(decoder, FilePlayer(audio, speed=speed), opts, on_event=on_event)
     pad_ms = session.segmenter.options.pad_ms
     cpu0, wall0 = time.process_time(), time.monotonic()
     session.start()
     session.wait()
     result = session.stop()
+    if sink is not None:
+        sink.wait_idle(30)
+        time.sleep(0.3)  # the field's last change
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     finals = [ev for _, ev in events if isinstance(ev, Final)]
     # assign each final to the clip it overlaps most
@@ -94,16 +167,40 @@ def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool | Non
         overlaps = [max(0, min(e, c["end"]) - max(s, c["start"])) for c in clips]
         best = int(np.argmax(overlaps))
         (per_clip[best] if overlaps[best] > 0 else stray).append(f)
-    latencies, rows = [], []
+    latencies, rows, shown_lat = [], [], []
+    delivered = {d.index: d for d in sink.delivered} if sink is not None else {}
+    lengths, total = {}, 0
+    for d in (sink.delivered if sink is not None else []):
+        total += len(d.text)
+        lengths[d.index] = total
     for i, c in enumerate(clips):
         kept = [f for f in per_clip[i] if f.text]
         hyp = " ".join(f.text for f in kept)
         lat = None
+        row = {"id": c["id"], "ref": c["ref"], "hyp": hyp, "latency_s": None, "finals": len(per_clip[i])}
         if kept:
             arrived = session.arrival_time(c["speech_end"])
-            lat = kept[-1].decided_at - arrived
+            last = kept[-1]
+            lat = last.decided_at - arrived
             latencies.append(lat)
-        rows.append({"id": c["id"], "ref": c["ref"], "hyp": hyp, "latency_s": lat, "finals": len(per_clip[i])})
+            # where the time goes (seconds after the clip's energy end)
+            row["vad_hangover_s"] = (last.speech_end_sample - c["speech_end"]) / SR
+            row["decode_s"] = last.decode_s
+            d = delivered.get(last.index)
+            if d is not None and field is not None:
+                shown = field.shown_at(lengths[last.index], d.decided_at)
+                row["paste_call_s"] = d.delivered_at - d.decided_at  # queue + clipboard + key
+                if shown is not None:
+                    row["shown_after_key_s"] = shown - d.delivered_at
+                    row["shown_latency_s"] = shown - arrived
+                    shown_lat.append(shown - arrived)
+        row["latency_s"] = lat
+        rows.append(row)
+    if field is not None:
+        if os.environ.get("LIVE_BENCH_DEBUG"):
+            print("field changes:", [(round(t - wall0, 3), x) for t, x in field.changes], [(d.index, d.text, d.result.how, round(d.decided_at - wall0, 3)) for d in sink.delivered])
+        field.close()
+        sink.close()
     intervals = []
     last: dict[int, float] = {}
     for t, ev in events:
@@ -121,6 +218,11 @@ def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool | Non
         "latency_p50_s": pct(latencies, 50),
         "latency_p95_s": pct(latencies, 95),
         "latency_max_s": max(latencies) if latencies else float("nan"),
+        "silence_ms": session.segmenter.options.min_silence_ms,
+        "partials_on": partials,
+        "shown_latency_p50_s": pct(shown_lat, 50) if deliver else None,
+        "shown_latency_p95_s": pct(shown_lat, 95) if deliver else None,
+        "shown_count": len(shown_lat),
         "partial_interval_p50_s": pct(intervals, 50),
         "partial_interval_p95_s": pct(intervals, 95),
         "partials": len(intervals) + len(last),
@@ -140,9 +242,9 @@ def run_config(engine, audio, clips, audio_ctx: str, prompt_previous: bool | Non
 
 def decode_cost(engine, audio, clips, audio_ctx: str, final: str = "transcribe") -> dict:
     """CPU time (less sensitive to other processes than wall time) of one final decode per clip."""
-    from npu_whisper_app.live.decoder import DecoderOptions, WhisperUtteranceDecoder
-
     import threading
+
+    from npu_whisper_app.live.decoder import DecoderOptions, WhisperUtteranceDecoder
 
     dec = WhisperUtteranceDecoder(engine, DecoderOptions(language="en", audio_ctx=audio_ctx, final=final))
     cpu, wall = [], []
@@ -184,6 +286,9 @@ def main(argv=None) -> int:
     p.add_argument("--speed", type=float, default=1.0, help="times real time (default: %(default)s)")
     p.add_argument("--clips", nargs="+", default=DEFAULT_CLIPS)
     p.add_argument("--json", default=None, help="write the full report here")
+    p.add_argument("--deliver", action="store_true", help="also paste each final into a second X client and time it (needs DISPLAY)")
+    p.add_argument("--silence-ms", type=int, default=None, help="pause that ends an utterance (default: the app's, 500)")
+    p.add_argument("--partials", action=argparse.BooleanOptionalAction, default=True, help="decode partials while speech goes on (the dictation service shows none: --no-partials)")
     args = p.parse_args(argv)
 
     from npu_whisper_app.pipeline import Engine, TranscribeOptions
@@ -198,7 +303,7 @@ def main(argv=None) -> int:
     print(f"each clip transcribed alone (Engine.transcribe, 30 s window): WER {report['alone_wer']:.3f}")
     for ctx, final in [(c, f) for c in args.audio_ctx for f in args.final]:
         cost = decode_cost(engine, audio, clips, ctx, final)
-        r = run_config(engine, audio, clips, ctx, args.prompt_previous, args.speed, final, args.pad_ms)
+        r = run_config(engine, audio, clips, ctx, args.prompt_previous, args.speed, final, args.pad_ms, args.deliver, args.silence_ms, args.partials)
         r.update(cost)
         report["configs"].append(r)
         print(
@@ -208,6 +313,13 @@ def main(argv=None) -> int:
             flush=True,
         )
         print(f"    speculative finals: {r['speculative_started']} started, {r['speculative_used']} used (the others: a pause that did not last)")
+        if args.deliver:
+            partials_on = args.partials
+            part = lambda k, r=r: pct([row[k] for row in r["clips"] if k in row], 50)  # noqa: E731
+            print(f"    partials {'on' if partials_on else 'off'}; end of speech -> text in the other application's field: p50 {r['shown_latency_p50_s']:.2f} s, p95 {r['shown_latency_p95_s']:.2f} s ({r['shown_count']} of {len(clips)} seen); "
+                  f"silence {r['silence_ms']} ms, pad {r['pad_ms']} ms")
+            print(f"    where it goes (p50): VAD hang-over {part('vad_hangover_s'):.3f} s, final decode {part('decode_s'):.3f} s, "
+                  f"paste call {part('paste_call_s'):.3f} s, key -> field {part('shown_after_key_s'):.3f} s")
         print(f"    offline, one utterance at a time: decode CPU time p50 {r['decode_cpu_p50_s']:.2f} s (wall p50 {r['decode_wall_p50_s']:.2f} s); "
               "on an otherwise idle machine the final comes about pad + the VAD's hang-over (0-0.15 s) + decode wall after the speech, and never before the silence")
         from whisper.normalizers import EnglishTextNormalizer

@@ -9,7 +9,11 @@ what="${1:-app}"
 apt_pkgs=(g++ ninja-build libportaudio2 libsndfile1 espeak-ng sox
           xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0
           libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0
-          libxcb-xkb1 libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0)
+          libxcb-xkb1 libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0
+          xdotool xclip xsel wl-clipboard wtype x11-utils)  # dictation into other apps (desktop/)
+# tests: a headless Wayland compositor (wlroots) for wtype/wl-copy, a private D-Bus for the
+# portal tests, Tk for the second X client (Debian's python3; a pyenv Python brings its own)
+[ "$what" = test ] && apt_pkgs+=(sway dbus-daemon python3-tk)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,8 +36,8 @@ py="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
-extras="models,gui"
-[ "$what" = test ] && extras="models,gui,test,peers"
+extras="models,gui,desktop"
+[ "$what" = test ] && extras="models,gui,desktop,test,peers"
 stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-$extras"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip

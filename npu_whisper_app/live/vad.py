@@ -13,6 +13,15 @@ it with ``onnxruntime`` directly, without importing that package's torch code (i
 probability per complete 512-sample (32 ms) frame. When the model or onnxruntime is
 missing, :func:`create_vad` falls back to :class:`EnergyVAD` (a plain level gate) and
 says so.
+
+Quiet microphones: Silero's probability falls with the input level (read speech scaled to
+-65 dBFS RMS, peaks near -50 dBFS, gave no speech frame at all on jfk.flac), while Whisper
+still transcribes such audio correctly. :class:`LevelNormalizer` therefore brings each
+frame *seen by the VAD* (not the audio Whisper decodes, nor the recording) up towards
+speech level: the gain follows a peak-hold envelope of the frame level (instant attack,
+slow release), never attenuates and is capped, so loud input is untouched and digital
+silence stays far below speech level. Silero's own noise rejection does the rest: white,
+pink and brown noise from -20 to -90 dBFS and breathing still give no speech frames.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import SAMPLE_RATE
+
 FRAME = 512  # samples per VAD frame at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous frame the v5+ model sees
 
@@ -42,12 +52,41 @@ def silero_model_path() -> Path:
     raise VADUnavailable("silero-vad is installed but its silero_vad.onnx is missing")
 
 
+class LevelNormalizer:
+    """Per-frame gain for the VAD's input: ``target_db - envelope``, clamped to
+    ``[0, max_gain_db]``. The envelope is the frame RMS level with instant attack and a
+    release of ``release_db_per_s``, so the gain set by speech holds through the short
+    gaps between words, and rises only slowly in long silence."""
+
+    def __init__(self, target_db: float = -30.0, max_gain_db: float = 40.0, release_db_per_s: float = 5.0, floor_db: float = -85.0) -> None:
+        self.target_db = target_db
+        self.max_gain_db = max_gain_db
+        self.floor_db = floor_db
+        self._release = release_db_per_s * FRAME / SAMPLE_RATE
+        self.reset()
+
+    def reset(self) -> None:
+        self.envelope_db = -120.0
+        self.gain_db = 0.0
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        db = 20.0 * np.log10(np.sqrt(np.mean(np.square(frame, dtype=np.float64))) + 1e-12)
+        self.envelope_db = max(db, self.envelope_db - self._release)
+        self.gain_db = float(np.clip(self.target_db - max(self.envelope_db, self.floor_db), 0.0, self.max_gain_db))
+        if self.gain_db <= 0.0:
+            return frame
+        return frame * np.float32(10.0 ** (self.gain_db / 20.0))
+
+
 class SileroVAD:
-    """Streaming Silero VAD; ``process(samples) -> np.ndarray`` of per-frame probabilities."""
+    """Streaming Silero VAD; ``process(samples) -> np.ndarray`` of per-frame probabilities.
+
+    ``normalize`` (default on): frames pass through a :class:`LevelNormalizer` first, so
+    quiet microphones are heard (``frame_prob`` itself takes the frame as given)."""
 
     name = "silero"
 
-    def __init__(self, model_path: str | Path | None = None, threads: int = 1) -> None:
+    def __init__(self, model_path: str | Path | None = None, threads: int = 1, normalize: bool = True) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -59,9 +98,12 @@ class SileroVAD:
         opts.log_severity_level = 3
         self._session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         self._sr = np.array(SAMPLE_RATE, dtype=np.int64)
+        self.normalizer: LevelNormalizer | None = LevelNormalizer() if normalize else None
         self.reset()
 
     def reset(self) -> None:
+        if self.normalizer is not None:
+            self.normalizer.reset()
         self._state = np.zeros((2, 1, 128), np.float32)
         self._context = np.zeros(CONTEXT, np.float32)
         self._pending = np.zeros(0, np.float32)
@@ -76,8 +118,10 @@ class SileroVAD:
         data = np.concatenate([self._pending, np.asarray(samples, np.float32).reshape(-1)])
         n = data.size // FRAME
         probs = np.empty(n, np.float32)
+        norm = self.normalizer
         for i in range(n):
-            probs[i] = self.frame_prob(data[i * FRAME : (i + 1) * FRAME])
+            frame = data[i * FRAME : (i + 1) * FRAME]
+            probs[i] = self.frame_prob(norm(frame) if norm is not None else frame)
         self._pending = data[n * FRAME :].copy()
         return probs
 
