@@ -1,4 +1,4 @@
-"""Command line: ``npu-whisper transcribe | listen | devices | bench | models``.
+"""Command line: ``npu-whisper transcribe | listen | dictate | devices | bench | models``.
 
 Option names and meanings follow openai-whisper's own CLI where it has them.
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .audio import SAMPLE_RATE
+from .cli_dictate import add_dictate_parser, add_paste_option, listen_decoder, listen_paste_sink, run_dictate
 
 DEFAULT_MODEL = "base"
 FORMATS = ("txt", "vtt", "srt", "tsv", "json")
@@ -107,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--final", choices=["transcribe", "window"], default="transcribe", help="final decode of an utterance: exactly as a file is transcribed (30 s window, timestamps, fallback: the file's words) or on the partials' fitted window (~0.15 s sooner, the words can differ) (default: %(default)s)")
     ls.add_argument("--recording", default=None, metavar="WAV", help="where to save the session's audio (default: a new file in the user data folder)")
     ls.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
+    add_paste_option(ls)
+    add_dictate_parser(sub)
 
     d = sub.add_parser("devices", help="list devices and which one auto picks")
     d.add_argument("--json", action="store_true", help="print one JSON object")
@@ -323,7 +326,17 @@ def cmd_listen(args: argparse.Namespace) -> int:
     show_partials = args.partials if args.partials is not None else sys.stderr.isatty()
     out = open(args.output, "a", encoding="utf-8") if args.output else None
 
+    sink = listen_paste_sink(args, _err)
+    from .live.levelhint import QuietMicMonitor
+
+    quiet = QuietMicMonitor()
+
     def on_event(ev: object) -> None:
+        if sink is not None:
+            sink.on_event(ev)
+        hint = quiet.on_event(ev)
+        if hint is not None:
+            _err("note: " + hint.message)
         if isinstance(ev, Final) and ev.text:
             if show_partials:
                 sys.stderr.write("\r\033[K")
@@ -337,7 +350,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         elif isinstance(ev, Notice):
             _err(("error: " if ev.error else "note: ") + ev.message)
 
-    decoder = WhisperUtteranceDecoder(engine, DecoderOptions(language=args.language, audio_ctx=args.audio_ctx, final=args.final))
+    decoder = listen_decoder(WhisperUtteranceDecoder(engine, DecoderOptions(language=args.language, audio_ctx=args.audio_ctx, final=args.final)), args)
     options = DictationOptions(
         prompt_previous=args.prompt_previous,
         partials=True,
@@ -348,6 +361,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
     try:
         session.start()
     except Exception:
+        if sink is not None:
+            sink.close()
         engine.close()
         return 1
     _err(f"listening to {getattr(source, 'name', 'the microphone')} with {engine.model_name} on {engine.device_name}; Ctrl+C to stop")
@@ -364,6 +379,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
         result = session.stop(timeout=0.1)
     if out is not None:
         out.close()
+    if sink is not None:
+        sink.close()  # delivers what is still queued, restores the clipboard
     engine.close()
     _err(f"recording: {result.wav_path} ({result.audio_s:.1f} s)" + (f"; transcript: {result.transcript_path}" if result.transcript_path else ""))
     if result.errors and not interrupted:
@@ -469,7 +486,7 @@ def _err(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"transcribe": cmd_transcribe, "listen": cmd_listen, "devices": cmd_devices, "models": cmd_models, "bench": cmd_bench}
+    handlers = {"transcribe": cmd_transcribe, "listen": cmd_listen, "devices": cmd_devices, "models": cmd_models, "bench": cmd_bench, "dictate": run_dictate}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
