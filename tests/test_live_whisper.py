@@ -181,11 +181,14 @@ def test_decoder_crash_keeps_text_and_recording(sequence, tmp_path: Path, capsys
     )
     assert code == 1
     assert "injected decoder crash" in err and str(rec) in err
-    assert len(parse_lines(out)) == 2
-    # the crash came in the 3rd utterance (its final, or a speculative one started at a
-    # short pause inside it): the recording goes on into it, nothing before is lost
-    assert len(load_audio(rec)) / SR >= spans[2][0]
-    assert len(rec.with_suffix(".txt").read_text().splitlines()) == 2
+    # the crash came at the 3rd final-mode decode: the 3rd utterance's final, or a
+    # speculative one started at a short pause (on a loaded machine one can come inside
+    # the 2nd utterance). Every line printed before it is kept, and the recording goes on
+    # into the utterance after the last line: nothing said before the crash is lost
+    lines = parse_lines(out)
+    assert 1 <= len(lines) <= 2, lines
+    assert len(load_audio(rec)) / SR >= spans[len(lines)][0]
+    assert len(rec.with_suffix(".txt").read_text().splitlines()) == len(lines)
 
 
 def test_ctrl_c_stops_cleanly_keeping_what_was_said(sequence, tmp_path: Path) -> None:

@@ -97,6 +97,16 @@ def test_trimmed_frames_drops_the_zero_padding_in_whole_tiles() -> None:
     assert trimmed_frames(torch.zeros(80, 3000), 0, 0) == 0
 
 
+def encoded_frames(result) -> list[int]:
+    """Mel frames each window of a job was encoded over, read from its timing events: the
+    first layer's first head has one attention tile per 64 encoder frames (128 mel frames)."""
+    tiles: dict[int, int] = {}
+    for e in result.events:
+        if e.op == "attention" and e.layer == 0 and e.head == 0:
+            tiles[e.window] = tiles.get(e.window, 0) + 1
+    return [min(3000, 128 * tiles[w]) for w in sorted(tiles)]
+
+
 def test_short_window_encodes_each_window_over_its_audio() -> None:
     """With short_window, a 5 s clip is encoded over 15 s (the 12 s minimum, in tiles), and
     of a 40 s recording the first window whole and the last over its audio + 3 s; off, every
@@ -106,25 +116,23 @@ def test_short_window_encodes_each_window_over_its_audio() -> None:
     from npu_whisper_app.pipeline import Engine, TranscribeOptions
 
     eng = Engine("tiny.en", "cpu")
-    seen: list[int] = []
-    real = eng.encoder.encode_window
-    eng.encoder.encode_window = lambda mel: (seen.append(mel.shape[-1]), real(mel))[1]
     clip = load_audio(EVAL_DEV / "jfk.flac")[: 5 * 16000]
     long = np.concatenate([load_audio(EVAL_DEV / "jfk.flac")] * 4)[: 40 * 16000]
     opts = TranscribeOptions(language="en", temperature=(0.0,))
-    assert eng.transcribe(clip, opts).text.strip()
-    assert seen == [3000]
+    r = eng.transcribe(clip, opts)
+    assert r.text.strip()
+    assert encoded_frames(r) == [3000]
     eng.short_window = True
-    seen.clear()
-    short_text = eng.transcribe(clip, opts).text
-    assert "fellow" in short_text.lower()
-    assert seen == [1280]  # 12 s = 1200 frames -> 10 tiles of 128
-    seen.clear()
+    r = eng.transcribe(clip, opts)
+    assert "fellow" in r.text.lower()
+    assert encoded_frames(r) == [1280]  # 12 s = 1200 frames -> 10 tiles of 128
     result = eng.transcribe(long, opts)
+    seen = encoded_frames(result)
     assert len(seen) >= 2 and seen[0] == 3000 and all(n < 3000 for n in seen[1:]), seen
     assert "country" in result.text.lower()
-    assert eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,), word_timestamps=True)).text
-    assert seen[-1] == 3000  # word timestamps read cross-attention over the full window
+    r = eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,), word_timestamps=True))
+    assert r.text
+    assert encoded_frames(r)[-1] == 3000  # word timestamps read cross-attention over the full window
     eng.close()
 
 
@@ -135,12 +143,9 @@ def test_short_window_as_a_job_option() -> None:
     from npu_whisper_app.pipeline import Engine, TranscribeOptions
 
     eng = Engine("tiny.en", "cpu")
-    seen: list[int] = []
-    real = eng.encoder.encode_window
-    eng.encoder.encode_window = lambda mel: (seen.append(mel.shape[-1]), real(mel))[1]
     clip = load_audio(EVAL_DEV / "jfk.flac")[: 5 * 16000]
-    eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,), short_window=True))
-    eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,)))
-    assert seen == [1280, 3000]
+    a = eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,), short_window=True))
+    b = eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,)))
+    assert encoded_frames(a) + encoded_frames(b) == [1280, 3000]
     assert "short_window" not in TranscribeOptions(short_window=True).whisper_kwargs(False)
     eng.close()
