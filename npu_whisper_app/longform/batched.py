@@ -121,7 +121,19 @@ class _FeaturesTask(wdec.DecodingTask):
                 self.decoder.inference = self.inference
 
     def _get_audio_features(self, mel: torch.Tensor) -> torch.Tensor:
-        return mel  # run() is given the features
+        # run() is given the features. With several windows and n_group > 1 (best-of or
+        # beams) run() slices ``audio_features[::n_group]`` as if they were repeated per
+        # group (openai-whisper only ever decodes one window): repeat them so it holds
+        return mel.repeat_interleave(self.n_group, 0) if self._repeated(mel) else mel
+
+    def _repeated(self, mel: torch.Tensor) -> bool:
+        return self.n_group > 1 and mel.shape[0] > 1
+
+    def _detect_language(self, audio_features: torch.Tensor, tokens: torch.Tensor):  # type: ignore[override]
+        # one language per window, not per repeated row (the language is always given)
+        if self.n_group > 1 and audio_features.shape[0] == tokens.shape[0] * self.n_group > self.n_group:
+            audio_features = audio_features[:: self.n_group]
+        return super()._detect_language(audio_features, tokens)
 
 
 def _decoding_options(options: Any, temperature: float, language: str | None, prompt: list[int] | None) -> wdec.DecodingOptions:
