@@ -126,6 +126,8 @@ def test_many_files_share_batches_and_cancel(engine: Engine) -> None:
     audios = [load_audio(EVAL_DEV / r["path"]) for r in rows]
     stats = BatchedStats()
     seen: list[tuple[int, str]] = []
+    greedy = TranscribeOptions(language="en", temperature=(0.0,))
+    # with fallback (the default): tiny.en loops on "five five" at temperature 0
     out = transcribe_batched_many(engine.model, audios, TranscribeOptions(language="en"), batch_size=8, stats=stats, on_file_segment=lambda i, s: seen.append((i, s["text"])))
     assert len(out) == len(rows) and stats.batches == -(-stats.chunks // 8) and stats.batches < len(rows)
     total = _wer(" ".join(r["ref"] for r in rows), " ".join(o["text"] for o in out))
@@ -141,4 +143,17 @@ def test_many_files_share_batches_and_cancel(engine: Engine) -> None:
         return len(calls) > 1
 
     with pytest.raises(Cancelled):
-        transcribe_batched_many(engine.model, audios, TranscribeOptions(language="en"), JobContext(should_stop=stop), batch_size=2)
+        transcribe_batched_many(engine.model, audios, greedy, JobContext(should_stop=stop), batch_size=2)
+    assert len(calls) == 2
+
+
+def test_fallback_per_row(engine: Engine) -> None:
+    """Rows failing openai-whisper's rules are decoded again at the next temperature
+    (here every row fails: avg_logprob is always under 0), best-of rows over 2 windows."""
+    audios = [load_audio(EVAL_DEV / "goforward.wav"), load_audio(EVAL_DEV / "forever.wav")]
+    stats = BatchedStats()
+    opts = TranscribeOptions(language="en", temperature=(0.0, 0.5), best_of=2, logprob_threshold=0.0, no_speech_threshold=None)
+    out = transcribe_batched_many(engine.model, audios, opts, stats=stats)
+    assert stats.fallback_rows == 2 and stats.batches == 1
+    assert all(s["temperature"] == 0.5 for o in out for s in o["segments"])
+    assert _wer("go forward ten meters", out[0]["text"]) <= 0.25 and "forever" in out[1]["text"].lower()

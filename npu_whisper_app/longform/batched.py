@@ -54,6 +54,7 @@ class BatchedStats:
     chunks: int = 0
     batches: int = 0
     fallback_rows: int = 0
+    loops_stopped: int = 0  # rows ended early by StopLoops
     encoded_frames: int = 0
     audio_s: float = 0.0
     speech_s: float = 0.0
@@ -106,13 +107,48 @@ def window_frames(content: int, trimmed: bool) -> int:
     return min(N_FRAMES, -(-need // TILE_FRAMES) * TILE_FRAMES)
 
 
+class StopLoops(wdec.LogitFilter):
+    """Ends a row whose text so far already fails the compression-ratio rule (a
+    repetition loop): every few tokens, a row with ``min_tokens`` text tokens whose
+    text compresses more than ``threshold`` gets end-of-text as its only choice. Its
+    result then fails the same rule and falls back to the next temperature (or, at the
+    last one, stops there) instead of holding the whole batch for 224 tokens."""
+
+    def __init__(self, tokenizer: Tokenizer, sample_begin: int, threshold: float, every: int = 8, min_tokens: int = 40) -> None:
+        self.tokenizer = tokenizer
+        self.sample_begin = sample_begin
+        self.threshold = threshold
+        self.every = every
+        self.min_tokens = min_tokens
+        self.stopped = 0
+
+    def apply(self, logits: torch.Tensor, tokens: torch.Tensor) -> None:
+        n = tokens.shape[1] - self.sample_begin
+        if n < self.min_tokens or n % self.every:
+            return
+        eot = self.tokenizer.eot
+        for row in range(tokens.shape[0]):
+            seq = tokens[row, self.sample_begin :]
+            if seq[-1].item() == eot:
+                continue
+            text = self.tokenizer.decode([t for t in seq.tolist() if t < eot])
+            if compression_ratio(text) > self.threshold:
+                logits[row] = -np.inf
+                logits[row, eot] = 0.0
+                self.stopped += 1
+
+
 class _FeaturesTask(wdec.DecodingTask):
     """openai-whisper's DecodingTask on audio features already encoded (trimmed windows
     have fewer than 1500 frames, which its own check would send to the encoder again),
     through the fast decoder where the model carries one."""
 
-    def __init__(self, model: Any, options: wdec.DecodingOptions) -> None:
+    def __init__(self, model: Any, options: wdec.DecodingOptions, stop_loops: float | None = None) -> None:
         super().__init__(model, options)
+        self.stop_loops = None
+        if stop_loops is not None:
+            self.stop_loops = StopLoops(self.tokenizer, self.sample_begin, stop_loops)
+            self.logit_filters.append(self.stop_loops)
         if getattr(model, "_npu_fast_decoder", None) is not None:
             from ..model.fast_decoder import FastInference
 
@@ -177,7 +213,10 @@ def decode_rows(model: Any, features: torch.Tensor, options: Any, language: str 
         sub = features[pending] if len(pending) != features.shape[0] else features
         if k:
             stats.fallback_rows += len(pending)
-        out = _FeaturesTask(model, _decoding_options(options, t, language, prompt)).run(sub)
+        task = _FeaturesTask(model, _decoding_options(options, t, language, prompt), stop_loops=options.compression_ratio_threshold)
+        out = task.run(sub)
+        if task.stop_loops is not None:
+            stats.loops_stopped += task.stop_loops.stopped
         still = []
         for idx, r in zip(pending, out):
             results[idx] = r
