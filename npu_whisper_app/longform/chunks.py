@@ -131,3 +131,4 @@ def vad_probs(audio: np.ndarray, vad: object | None = None) -> np.ndarray:
     if rest > 0:  # the last partial frame, zero-padded
         probs = np.concatenate([probs, vad.process(np.zeros(FRAME - rest, np.float32))])
     return probs
+
