@@ -16,6 +16,7 @@ as torch calls from Python.
 ``precision="bf16"`` keeps weights in bfloat16 and runs gemms as bf16 x bf16 with
 fp32 accumulation through oneDNN. It is only fast on CPUs with native bf16
 (avx512_bf16 / AMX); elsewhere oneDNN emulates it and it is slower than fp32.
+``precision="auto"`` picks bf16 there and fp32 elsewhere (:func:`choose_precision`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .base import TILE, Device, DeviceInfo, query_tiles
 from .cpuinfo import cpu_flags
 
 PRECISIONS = ("fp32", "bf16", "int8")
+PRECISION_CHOICES = ("auto", *PRECISIONS)
 MIN_ROWS_TO_SPLIT = 128  # smaller gemms run on the calling thread
 CHUNK_ROWS = 256  # rows per gemm work item
 
@@ -42,6 +44,26 @@ def native_bf16() -> bool:
     """True when the CPU has bf16 dot-product instructions (avx512_bf16 or AMX)."""
     flags = cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def choose_precision(flags: set[str] | None = None) -> tuple[str, str]:
+    """The precision ``auto`` means on this CPU, and why: ``("bf16", ...)`` where the CPU
+    has native bf16 dot products (avx512_bf16 or amx_bf16) and torch has oneDNN, else
+    ``("fp32", ...)`` (oneDNN would emulate bf16, slower than fp32). ``flags`` defaults
+    to /proc/cpuinfo's."""
+    flags = cpu_flags() if flags is None else flags
+    have = sorted(f for f in ("avx512_bf16", "amx_bf16") if f in flags)
+    if not have:
+        return "fp32", "the CPU has no native bf16 (no avx512_bf16 or amx_bf16): bf16 would be emulated, slower than fp32"
+    if not torch.backends.mkldnn.is_available():
+        return "fp32", f"the CPU has {', '.join(have)} but torch has no oneDNN (mkldnn) for bf16 gemms"
+    return "bf16", f"the CPU has native bf16 ({', '.join(have)}): bf16 gemms with fp32 accumulation"
+
+
+def precision_summary(flags: set[str] | None = None) -> str:
+    """One line for ``devices`` / ``bench``: what ``auto`` picks and why."""
+    precision, reason = choose_precision(flags)
+    return f"precision auto -> {precision}: {reason}"
 
 
 @dataclass
@@ -78,8 +100,12 @@ class CpuDevice(Device):
         """``native=False`` runs attention as torch calls from Python even where the
         compiled kernel is there (the A/B baseline)."""
         super().__init__(recorder)
+        #: why this precision (``auto`` resolved by :func:`choose_precision`, or "asked for")
+        self.precision_reason = "asked for"
+        if precision == "auto":
+            precision, self.precision_reason = choose_precision()
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+            raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {precision!r}")
         if precision == "bf16" and not torch.backends.mkldnn.is_available():
             raise ValueError("precision bf16 needs torch built with oneDNN (mkldnn)")
         self.precision = precision
@@ -103,6 +129,7 @@ class CpuDevice(Device):
                 "attention_kernel": cpu_native.kernel_status(),
                 "decoder_kernel": cpu_native.DECODER_F16.status(),
                 "native_bf16": native_bf16(),
+                "precision_auto": precision_summary(),
                 "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
             },
         )

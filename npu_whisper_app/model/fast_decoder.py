@@ -156,17 +156,32 @@ class FastDecoder(nn.Module):
             self.step_params = [_step_params(layer) for layer in layers]
 
     # -- cross-attention keys/values, once per window ---------------------------------
-    def cross_kv(self, xa: Tensor) -> list[tuple[Tensor, Tensor]]:
+    def cross_kv(self, xa: Tensor) -> list[tuple[Tensor, Tensor]] | None:
         """Each layer's cross-attention keys and values of the window, ``[B, T, D]`` as the
-        projections give them (see :func:`cross_heads` for the fp32 attention's layout)."""
+        projections give them (see :func:`cross_heads` for the fp32 attention's layout);
+        None where only the fp16 copies are kept (:meth:`cross16`)."""
         if self._cross is not None:
             feats, kv = self._cross
             if feats is xa or (feats.shape == xa.shape and torch.equal(feats, xa)):
                 return kv
-        kv = [(layer.ck(xa), layer.cv(xa)) for layer in self.layers]
+        if self.cross_fp16:
+            # only the fp16 copies are kept, made a layer at a time: the fp32 keys/values
+            # of a batch of 8 windows are 295 MB for base (see cross_kv_fp32)
+            self._cross16 = []
+            for layer in self.layers:
+                k, v = layer.ck(xa), layer.cv(xa)
+                self._cross16.append(_blocked_f16(_heads(k, self.n_head), _heads(v, self.n_head)))
+                del k, v
+            self._cross = (xa, None)
+            return None
+        kv = self.cross_kv_fp32(xa)
         self._cross = (xa, kv)
-        self._cross16 = [_blocked_f16(_heads(k, self.n_head), _heads(v, self.n_head)) for k, v in kv] if self.cross_fp16 else None
+        self._cross16 = None
         return kv
+
+    def cross_kv_fp32(self, xa: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """The fp32 keys/values, for the steps the fp16 kernel does not serve (over 8 rows)."""
+        return [(layer.ck(xa), layer.cv(xa)) for layer in self.layers]
 
     def cross16(self) -> list[tuple[Tensor, Tensor, int]] | None:
         """The last window's fp16 keys/values (from :meth:`cross_kv`); an inference keeps
@@ -307,7 +322,7 @@ class FastInference:
         x = fd.token_embedding(tokens) + fd.positional_embedding[off : off + n]
         x = x.to(audio_features.dtype)
         causal = n > 1
-        assert self.cache is not None and self.cross_raw is not None
+        assert self.cache is not None
         if not first and x.dtype == torch.float32:
             stepped = fd.step(x, self.cache, self.cross16, off, self.rep)
             if stepped is not None:
@@ -327,6 +342,8 @@ class FastInference:
             a = fd.cross_attention(self.cross16, i, q, self.rep)
             if a is None:
                 if self.cross is None:
+                    if self.cross_raw is None:  # fp16 copies only: the fp32 ones on demand
+                        self.cross_raw = fd.cross_kv_fp32(audio_features)
                     self.cross = cross_heads(self.cross_raw, h, self.rep)
                 ck, cv = self.cross[i]
                 a = _merge(F.scaled_dot_product_attention(_heads(q, h), ck, cv))

@@ -1,0 +1,67 @@
+"""What ``--precision auto`` picks here, and what bf16 does to the numbers and the words.
+
+    python benchmarks/precision_check.py [--model base] [--manifest ../shared/eval-dev/manifest.jsonl]
+
+For every eval-dev clip: the encoder's max-abs error against openai-whisper's fp32
+encoder (fp32 and bf16 on our cpu device), the 30 s window's encode time of each, and
+the transcription (greedy, English) with fp32 and bf16: how many clips read word for
+word the same, and the WER of each against the references. Prints the CPU and flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> int:
+    import torch
+    import whisper
+
+    from npu_whisper_app.bench_e2e import DEFAULT_MANIFEST, cpu_summary, load_items, normalize, wer
+    from npu_whisper_app.pipeline import Engine, TranscribeOptions
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="base")
+    ap.add_argument("--manifest", default=str(DEFAULT_MANIFEST))
+    args = ap.parse_args()
+    cpu = cpu_summary()
+    print(f"CPU: {cpu['model']} · flags {' '.join(cpu['flags'])} · precision auto -> {cpu['precision_auto']}: {cpu['precision_reason']}")
+    items = load_items(args.manifest)
+    engines = {p: Engine(args.model, "cpu", device_options={"precision": p}) for p in ("fp32", "bf16")}
+    ref_enc = engines["fp32"].reference_encoder
+    errs: dict[str, list[float]] = {p: [] for p in engines}
+    times: dict[str, list[float]] = {p: [] for p in engines}
+    texts: dict[str, list[str]] = {p: [] for p in engines}
+    opts = TranscribeOptions(language="en", temperature=(0.0,))
+    for it in items:
+        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(it.audio))[None]
+        with torch.inference_mode():
+            want = ref_enc(mel)
+            for p, eng in engines.items():
+                eng.encoder._cache = None
+                t0 = time.perf_counter()
+                got = eng.encoder(mel)
+                times[p].append(time.perf_counter() - t0)
+                errs[p].append((got - want).abs().max().item())
+        for p, eng in engines.items():
+            texts[p].append(eng.transcribe(it.audio, opts).text)
+    refs = [it.ref or "" for it in items]
+    same = sum(normalize(a) == normalize(b) for a, b in zip(texts["fp32"], texts["bf16"]))
+    for p in engines:
+        print(f"{p}: encoder max-abs vs openai-whisper fp32: max {max(errs[p]):.4f}, median {statistics.median(errs[p]):.4f}; "
+              f"30 s window {statistics.median(times[p]):.3f} s (median); WER {wer(refs, texts[p]):.1f}%")
+    print(f"bf16 reads {same} of {len(items)} clips word for word as fp32")
+    for it, a, b in zip(items, texts["fp32"], texts["bf16"]):
+        if normalize(a) != normalize(b):
+            print(f"  {it.id}: fp32 {a.strip()!r} | bf16 {b.strip()!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""``--precision auto``: bf16 where the CPU has native bf16, fp32 elsewhere; and what bf16
+does to the encoder's numbers and words (tiny.en, real speech)."""
+
+from __future__ import annotations
+
+import torch
+import whisper
+
+from fixtures_models import EVAL_DEV, JFK_TEXT, decode_16k, normalise
+from npu_whisper_app.devices import cpu
+from npu_whisper_app.devices.cpu import CpuDevice, choose_precision, precision_summary
+from npu_whisper_app.model.encoder import TiledEncoder
+from npu_whisper_app.model.resolve import load_whisper_model
+from npu_whisper_app.profiling import Recorder
+
+
+def test_choose_precision_follows_the_flags() -> None:
+    assert choose_precision({"avx2", "avx512f"})[0] == "fp32"
+    assert choose_precision(set())[0] == "fp32"
+    p, why = choose_precision({"avx512f", "avx512_bf16"})
+    assert p == ("bf16" if torch.backends.mkldnn.is_available() else "fp32") and "avx512_bf16" in why
+    assert choose_precision({"amx_bf16", "amx_tile"})[0] == p
+    assert "no native bf16" in choose_precision({"avx2"})[1]
+    assert precision_summary({"avx2"}).startswith("precision auto -> fp32")
+
+
+def test_auto_device_uses_this_cpus_choice() -> None:
+    dev = CpuDevice(Recorder(), precision="auto")
+    want, why = choose_precision()
+    assert dev.precision == want and dev.precision_reason == why
+    assert CpuDevice(Recorder(), precision="fp32").precision_reason == "asked for"
+    assert CpuDevice.probe().details["precision_auto"] == precision_summary()
+    bf16 = {"avx512_bf16"} <= cpu.cpu_flags() or {"amx_bf16"} <= cpu.cpu_flags()
+    assert (want == "bf16") == (bf16 and torch.backends.mkldnn.is_available())
+
+
+def test_bf16_encoder_error_and_words() -> None:
+    """bf16 gemms (fp32 accumulation) stay near openai-whisper's fp32 encoder and keep
+    the words of the JFK clip (runs emulated, slower, on CPUs without native bf16)."""
+    model = load_whisper_model("tiny.en")
+    ref = model.encoder
+    audio = decode_16k(EVAL_DEV / "jfk.flac")
+    mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(audio))[None]
+    enc = TiledEncoder(ref, model.dims.n_audio_head, CpuDevice(Recorder(), precision="bf16"))
+    with torch.inference_mode():
+        want = ref(mel)
+        got = enc(mel)
+    err = (got - want).abs().max().item()
+    scale = want.abs().max().item()
+    assert 0 < err < 0.05 * scale, (err, scale)
+    model.encoder = enc
+    with torch.inference_mode():
+        text = whisper.transcribe(model, audio, language="en", temperature=0.0, fp16=False)["text"]
+    assert normalise(text) == normalise(JFK_TEXT)
