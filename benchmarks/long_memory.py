@@ -32,7 +32,7 @@ CHILD = r"""
 import json, resource, sys, time
 import torch
 from npu_whisper_app.pipeline import Engine, TranscribeOptions
-from npu_whisper_app.longform import BatchedStats, transcribe_batched
+from npu_whisper_app.longform import BatchedStats
 mode, model, path = sys.argv[1:4]
 t0 = time.perf_counter()
 eng = Engine(model, device="cpu")
@@ -42,7 +42,7 @@ opts = TranscribeOptions(language="en")
 t0 = time.perf_counter()
 stats = BatchedStats()
 if mode == "batched":
-    res = transcribe_batched(eng.model, path, opts, stats=stats)
+    res = eng.transcribe_batched_many([path], opts, stats=stats)[0]
 else:
     res = eng.transcribe(path, opts).result
 elapsed = time.perf_counter() - t0

@@ -34,7 +34,7 @@ def main() -> int:
     print(f"CPU: {cpu['model']} · flags {' '.join(cpu['flags'])} · precision auto -> {cpu['precision_auto']}: {cpu['precision_reason']}")
     items = load_items(args.manifest)
     engines = {p: Engine(args.model, "cpu", device_options={"precision": p}) for p in ("fp32", "bf16")}
-    ref_enc = engines["fp32"].reference_encoder
+    ref_engine = engines["fp32"]
     errs: dict[str, list[float]] = {p: [] for p in engines}
     times: dict[str, list[float]] = {p: [] for p in engines}
     texts: dict[str, list[str]] = {p: [] for p in engines}
@@ -42,11 +42,10 @@ def main() -> int:
     for it in items:
         mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(it.audio))[None]
         with torch.inference_mode():
-            want = ref_enc(mel)
+            want = ref_engine.encode(mel, reference=True)
             for p, eng in engines.items():
-                eng.encoder._cache = None
                 t0 = time.perf_counter()
-                got = eng.encoder(mel)
+                got = eng.encode(mel)
                 times[p].append(time.perf_counter() - t0)
                 errs[p].append((got - want).abs().max().item())
         for p, eng in engines.items():

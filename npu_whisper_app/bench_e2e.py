@@ -134,13 +134,14 @@ class OursBatchedRunner:
         self.description = f"npu-whisper batched (VAD chunks, batch {batch_size}) on {self.engine.device_name} " + (json.dumps(device_options, sort_keys=True) if device_options else "(defaults)")
 
     def transcribe(self, audio: np.ndarray, settings: DecodeSettings) -> str:
-        from .longform import transcribe_batched
         from .pipeline import TranscribeOptions
 
-        opts = TranscribeOptions(language=settings.language, temperature=settings.temperatures, beam_size=settings.beam_size)
-        self.engine.recorder.events.clear()
-        self.engine.encoder._cache = None
-        return transcribe_batched(self.engine.model, audio, opts, batch_size=self.batch_size)["text"]
+        opts = TranscribeOptions(
+            language=settings.language, temperature=settings.temperatures, beam_size=settings.beam_size, batched=True, batch_size=self.batch_size
+        )
+        self.engine.recorder.clear()
+        self.engine.forget_cached_window()
+        return self.engine.transcribe(audio, opts).text
 
     def close(self) -> None:
         self.engine.close()

@@ -92,6 +92,11 @@ class TranscribeOptions:
     #: ours, not openai-whisper's: encode each window over its audio (see Engine._trim);
     #: the Engine's own ``short_window`` turns it on for every job
     short_window: bool = False
+    #: ours: the batched long-form mode (``longform/``): the audio cut at pauses into
+    #: chunks of at most 30 s, each encoded over its length, decoded ``batch_size`` at a
+    #: time, no chunk conditioned on another's text. Off: openai-whisper's sequential loop
+    batched: bool = False
+    batch_size: int = 8
 
     def whisper_kwargs(self, multilingual: bool) -> dict[str, Any]:
         language = self.language
@@ -293,6 +298,8 @@ class Engine:
         A cancelled job returns the segments finished so far with ``cancelled=True``.
         """
         options = options or TranscribeOptions()
+        if options.batched:
+            return self._transcribe_batched(audio, options, source, on_progress, on_segment, should_stop)
         if not isinstance(audio, np.ndarray):
             source = source or str(audio)
             audio = load_audio(audio)
@@ -346,6 +353,30 @@ class Engine:
             cancelled=cancelled,
         )
 
+    def transcribe_batched_many(
+        self,
+        inputs: list[np.ndarray | str | Path],
+        options: TranscribeOptions | None = None,
+        *,
+        on_progress: ProgressFn | None = None,
+        on_segment: SegmentFn | None = None,
+        on_file_segment: Callable[[int, dict], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        stats: Any = None,
+    ) -> list[dict]:
+        """Several recordings (arrays or paths, read forward and never held whole) in the
+        batched long-form mode, their chunks pooled into batches; one openai-whisper
+        result dict per input. Raises :class:`~npu_whisper_app.jobs.Cancelled`."""
+        from .longform import transcribe_batched_many
+
+        options = options or TranscribeOptions()
+        ctx = JobContext(should_stop=should_stop, on_progress=on_progress, on_segment=on_segment)
+        with torch.inference_mode(), self.job(ctx):
+            return transcribe_batched_many(
+                self._model, list(inputs), options, ctx, batch_size=options.batch_size, on_file_segment=on_file_segment,
+                stats=stats, make_inference=self._inference(ctx),
+            )
+
     def decode_utterance(
         self,
         audio: np.ndarray,
@@ -360,6 +391,47 @@ class Engine:
         from .utterance import decode_utterance
 
         return decode_utterance(self, audio, options or DecoderOptions(), prompt=prompt, should_stop=should_stop, partial=partial)
+
+    def _transcribe_batched(
+        self, audio: np.ndarray | str | Path, options: TranscribeOptions, source: str | None,
+        on_progress: ProgressFn | None, on_segment: SegmentFn | None, should_stop: Callable[[], bool] | None,
+    ) -> TranscriptResult:
+        """``transcribe`` in the batched long-form mode: a path is read forward a block
+        at a time (memory bounded by a batch, not by the recording)."""
+        source = source or (str(audio) if not isinstance(audio, np.ndarray) else "<audio>")
+        first_event = len(self.recorder.events)
+        notices_before = len(self.notices)
+        done: list[dict] = []
+        total = [0.0]
+
+        def progress(d: float, t: float) -> None:
+            total[0] = t
+            if on_progress is not None:
+                on_progress(d, t)
+
+        def collect(seg: dict) -> None:
+            done.append(seg)
+            if on_segment is not None:
+                on_segment(seg)
+
+        cancelled = False
+        start = time.perf_counter()
+        try:
+            result = self.transcribe_batched_many([audio], options, on_progress=progress, on_segment=collect, should_stop=should_stop)[0]
+        except Cancelled:
+            cancelled = True
+            result = {"text": "".join(s.get("text", "") for s in done), "segments": done, "language": options.language}
+        finally:
+            self.recorder.flush()
+        elapsed = time.perf_counter() - start
+        duration = len(audio) / SAMPLE_RATE if isinstance(audio, np.ndarray) else total[0]
+        events = self.recorder.events[first_event:]
+        encoder_ns = sum(e.end_ns - e.start_ns for e in events if e.op != "attention") + _wall_ns(e for e in events if e.op == "attention")
+        return TranscriptResult(
+            source=source, result=result, duration_s=duration, elapsed_s=elapsed, encoder_s=encoder_ns / 1e9,
+            device=self.device_name, model=self.model_name, events=list(events), notices=self.notices[notices_before:],
+            cancelled=cancelled,
+        )
 
     def _trim(self, options: TranscribeOptions) -> tuple[int, int] | None:
         """With ``short_window``, each window is encoded over its audio's frames plus a

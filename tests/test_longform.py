@@ -13,10 +13,20 @@ import whisper
 from media import EVAL_DEV, write_wav
 from npu_whisper_app.audio import SAMPLE_RATE
 from npu_whisper_app.audio.decode import load_audio
-from npu_whisper_app.jobs import Cancelled, JobContext
-from npu_whisper_app.longform import BatchedStats, VadOptions, transcribe_batched, transcribe_batched_many
+from npu_whisper_app.jobs import IDLE, Cancelled, JobContext
+from npu_whisper_app.longform import BatchedStats, VadOptions
 from npu_whisper_app.longform.chunks import Chunk, merge_regions, speech_regions, vad_probs
 from npu_whisper_app.pipeline import Engine, TranscribeOptions
+
+
+def batched(engine: Engine, inputs: list, opts: TranscribeOptions, ctx: JobContext = IDLE, *, batch_size: int = 8, stats=None, on_file_segment=None) -> list[dict]:
+    """The batched mode through the engine (its fast decoder, its job context)."""
+    from dataclasses import replace
+
+    return engine.transcribe_batched_many(
+        inputs, replace(opts, batch_size=batch_size), on_progress=ctx.on_progress, on_segment=ctx.on_segment,
+        should_stop=ctx.should_stop, stats=stats, on_file_segment=on_file_segment,
+    )
 
 
 def _wer(ref: str, hyp: str) -> float:
@@ -83,7 +93,7 @@ def test_batched_matches_references_and_sequential(engine: Engine, recording) ->
     got: list[dict] = []
     progress: list[tuple[float, float]] = []
     opts = TranscribeOptions(language="en")
-    result = transcribe_batched(engine.model, audio, opts, JobContext(on_segment=got.append, on_progress=lambda d, t: progress.append((d, t))), stats=stats)
+    result = batched(engine, [audio], opts, JobContext(on_segment=got.append, on_progress=lambda d, t: progress.append((d, t))), stats=stats)[0]
     seq = engine.transcribe(audio, TranscribeOptions(language="en", temperature=(0.0,))).result
     wer_b, wer_s = _wer(ref, result["text"]), _wer(ref, seq["text"])
     assert wer_b <= max(0.12, wer_s + 0.02), (wer_b, wer_s, result["text"])
@@ -110,7 +120,7 @@ def test_word_timestamps_and_file_input(engine: Engine, recording, tmp_path: Pat
     piece = audio[: int(spans[8][1] * SAMPLE_RATE) + 8000]  # the first round of clips
     path = write_wav(tmp_path / "rec.wav", piece)
     opts = TranscribeOptions(language="en", word_timestamps=True)
-    res = transcribe_batched(engine.model, path, opts, batch_size=3)
+    res = batched(engine, [path], opts, batch_size=3)[0]
     words = [w for s in res["segments"] for w in s["words"]]
     assert len(words) >= 20
     assert all(a["start"] <= b["start"] + 1e-6 and w["start"] <= w["end"] for a, b in zip(words, words[1:]) for w in (a,))
@@ -128,14 +138,14 @@ def test_many_files_share_batches_and_cancel(engine: Engine) -> None:
     seen: list[tuple[int, str]] = []
     greedy = TranscribeOptions(language="en", temperature=(0.0,))
     # with fallback (the default): tiny.en loops on "five five" at temperature 0
-    out = transcribe_batched_many(engine.model, audios, TranscribeOptions(language="en"), batch_size=8, stats=stats, on_file_segment=lambda i, s: seen.append((i, s["text"])))
+    out = batched(engine, audios, TranscribeOptions(language="en"), batch_size=8, stats=stats, on_file_segment=lambda i, s: seen.append((i, s["text"])))
     assert len(out) == len(rows) and stats.batches == -(-stats.chunks // 8) and stats.batches < len(rows)
     total = _wer(" ".join(r["ref"] for r in rows), " ".join(o["text"] for o in out))
     assert total <= 0.25, [o["text"] for o in out]
     assert _wer(rows[-1]["ref"], out[-1]["text"]) <= 0.1  # jfk, the last file
     assert [i for i, _ in seen] == sorted(i for i, _ in seen)
     # digital silence: no chunk, no text
-    assert transcribe_batched(engine.model, np.zeros(10 * SAMPLE_RATE, np.float32), TranscribeOptions(language="en"))["segments"] == []
+    assert batched(engine, [np.zeros(10 * SAMPLE_RATE, np.float32)], TranscribeOptions(language="en"))[0]["segments"] == []
     calls = []
 
     def stop() -> bool:
@@ -143,7 +153,7 @@ def test_many_files_share_batches_and_cancel(engine: Engine) -> None:
         return len(calls) > 1
 
     with pytest.raises(Cancelled):
-        transcribe_batched_many(engine.model, audios, greedy, JobContext(should_stop=stop), batch_size=2)
+        batched(engine, audios, greedy, JobContext(should_stop=stop), batch_size=2)
     assert len(calls) == 2
 
 
@@ -153,7 +163,7 @@ def test_fallback_per_row(engine: Engine) -> None:
     audios = [load_audio(EVAL_DEV / "goforward.wav"), load_audio(EVAL_DEV / "forever.wav")]
     stats = BatchedStats()
     opts = TranscribeOptions(language="en", temperature=(0.0, 0.5), best_of=2, logprob_threshold=0.0, no_speech_threshold=None)
-    out = transcribe_batched_many(engine.model, audios, opts, stats=stats)
+    out = batched(engine, audios, opts, stats=stats)
     assert stats.fallback_rows == 2 and stats.batches == 1
     assert all(s["temperature"] == 0.5 for o in out for s in o["segments"])
     assert _wer("go forward ten meters", out[0]["text"]) <= 0.25 and "forever" in out[1]["text"].lower()

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import whisper
-import whisper.decoding as wdec
+from ..model.whisper_loop import InferenceFactory, decode_features
 from whisper.audio import HOP_LENGTH, N_FRAMES
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
@@ -107,72 +107,7 @@ def window_frames(content: int, trimmed: bool) -> int:
     return min(N_FRAMES, -(-need // TILE_FRAMES) * TILE_FRAMES)
 
 
-class StopLoops(wdec.LogitFilter):
-    """Ends a row whose text so far already fails the compression-ratio rule (a
-    repetition loop): every few tokens, a row with ``min_tokens`` text tokens whose
-    text compresses more than ``threshold`` gets end-of-text as its only choice. Its
-    result then fails the same rule and falls back to the next temperature (or, at the
-    last one, stops there) instead of holding the whole batch for 224 tokens."""
-
-    def __init__(self, tokenizer: Tokenizer, sample_begin: int, threshold: float, every: int = 8, min_tokens: int = 40) -> None:
-        self.tokenizer = tokenizer
-        self.sample_begin = sample_begin
-        self.threshold = threshold
-        self.every = every
-        self.min_tokens = min_tokens
-        self.stopped = 0
-
-    def apply(self, logits: torch.Tensor, tokens: torch.Tensor) -> None:
-        n = tokens.shape[1] - self.sample_begin
-        if n < self.min_tokens or n % self.every:
-            return
-        eot = self.tokenizer.eot
-        for row in range(tokens.shape[0]):
-            seq = tokens[row, self.sample_begin :]
-            if seq[-1].item() == eot:
-                continue
-            text = self.tokenizer.decode([t for t in seq.tolist() if t < eot])
-            if compression_ratio(text) > self.threshold:
-                logits[row] = -np.inf
-                logits[row, eot] = 0.0
-                self.stopped += 1
-
-
-class _FeaturesTask(wdec.DecodingTask):
-    """openai-whisper's DecodingTask on audio features already encoded (trimmed windows
-    have fewer than 1500 frames, which its own check would send to the encoder again),
-    through the fast decoder where the model carries one."""
-
-    def __init__(self, model: Any, options: wdec.DecodingOptions, stop_loops: float | None = None) -> None:
-        super().__init__(model, options)
-        self.stop_loops = None
-        if stop_loops is not None:
-            self.stop_loops = StopLoops(self.tokenizer, self.sample_begin, stop_loops)
-            self.logit_filters.append(self.stop_loops)
-        if getattr(model, "_npu_fast_decoder", None) is not None:
-            from ..model.fast_decoder import FastInference
-
-            self.inference = FastInference(model, len(self.initial_tokens))
-            if isinstance(self.decoder, wdec.BeamSearchDecoder):
-                self.decoder.inference = self.inference
-
-    def _get_audio_features(self, mel: torch.Tensor) -> torch.Tensor:
-        # run() is given the features. With several windows and n_group > 1 (best-of or
-        # beams) run() slices ``audio_features[::n_group]`` as if they were repeated per
-        # group (openai-whisper only ever decodes one window): repeat them so it holds
-        return mel.repeat_interleave(self.n_group, 0) if self._repeated(mel) else mel
-
-    def _repeated(self, mel: torch.Tensor) -> bool:
-        return self.n_group > 1 and mel.shape[0] > 1
-
-    def _detect_language(self, audio_features: torch.Tensor, tokens: torch.Tensor):  # type: ignore[override]
-        # one language per window, not per repeated row (the language is always given)
-        if self.n_group > 1 and audio_features.shape[0] == tokens.shape[0] * self.n_group > self.n_group:
-            audio_features = audio_features[:: self.n_group]
-        return super()._detect_language(audio_features, tokens)
-
-
-def _decoding_options(options: Any, temperature: float, language: str | None, prompt: list[int] | None) -> wdec.DecodingOptions:
+def _decoding_options(options: Any, temperature: float, language: str | None, prompt: list[int] | None) -> whisper.DecodingOptions:
     kw: dict[str, Any] = dict(
         task=options.task, language=language, temperature=temperature, prompt=prompt,
         suppress_tokens=options.suppress_tokens, without_timestamps=False, fp16=False,
@@ -185,10 +120,10 @@ def _decoding_options(options: Any, temperature: float, language: str | None, pr
         kw["patience"] = options.patience
     if options.length_penalty is not None:
         kw["length_penalty"] = options.length_penalty
-    return wdec.DecodingOptions(**kw)
+    return whisper.DecodingOptions(**kw)
 
 
-def _needs_fallback(r: wdec.DecodingResult, options: Any) -> bool:
+def _needs_fallback(r: whisper.DecodingResult, options: Any) -> bool:
     """openai-whisper's ``decode_with_fallback`` rule for one result."""
     bad = False
     if options.compression_ratio_threshold is not None and r.compression_ratio > options.compression_ratio_threshold:
@@ -203,20 +138,21 @@ def _needs_fallback(r: wdec.DecodingResult, options: Any) -> bool:
     return bad
 
 
-def decode_rows(model: Any, features: torch.Tensor, options: Any, language: str | None, prompt: list[int] | None, ctx: JobContext, stats: BatchedStats) -> list[wdec.DecodingResult]:
+def decode_rows(
+    model: Any, features: torch.Tensor, options: Any, language: str | None, prompt: list[int] | None, ctx: JobContext,
+    stats: BatchedStats, make_inference: InferenceFactory | None = None,
+) -> list[whisper.DecodingResult]:
     """Decode every row of ``features[B, T, D]`` with temperature fallback per row."""
     temps = tuple(options.temperature) if isinstance(options.temperature, (tuple, list)) else (float(options.temperature),)
-    results: list[wdec.DecodingResult | None] = [None] * features.shape[0]
+    results: list[whisper.DecodingResult | None] = [None] * features.shape[0]
     pending = list(range(features.shape[0]))
     for k, t in enumerate(temps):
         ctx.check_stop()
         sub = features[pending] if len(pending) != features.shape[0] else features
         if k:
             stats.fallback_rows += len(pending)
-        task = _FeaturesTask(model, _decoding_options(options, t, language, prompt), stop_loops=options.compression_ratio_threshold)
-        out = task.run(sub)
-        if task.stop_loops is not None:
-            stats.loops_stopped += task.stop_loops.stopped
+        out, stopped = decode_features(model, sub, _decoding_options(options, t, language, prompt), make_inference, options.compression_ratio_threshold)
+        stats.loops_stopped += stopped
         still = []
         for idx, r in zip(pending, out):
             results[idx] = r
@@ -228,7 +164,7 @@ def decode_rows(model: Any, features: torch.Tensor, options: Any, language: str 
     return results  # type: ignore[return-value]
 
 
-def _segments(result: wdec.DecodingResult, tokenizer: Tokenizer, chunk: Chunk) -> list[dict]:
+def _segments(result: whisper.DecodingResult, tokenizer: Tokenizer, chunk: Chunk) -> list[dict]:
     """openai-whisper's segments of one chunk's tokens, at absolute times. Unlike the
     sequential loop, text after the last timestamp pair is kept (the chunk ends there)."""
     tokens = torch.tensor(result.tokens)
@@ -265,7 +201,7 @@ def _segments(result: wdec.DecodingResult, tokenizer: Tokenizer, chunk: Chunk) -
     return [s for s in out if s["text"].strip()]
 
 
-def _skip(r: wdec.DecodingResult, options: Any) -> bool:
+def _skip(r: whisper.DecodingResult, options: Any) -> bool:
     """openai-whisper's no-speech rule."""
     if options.no_speech_threshold is None or r.no_speech_prob <= options.no_speech_threshold:
         return False
@@ -283,6 +219,7 @@ def transcribe_batched_many(
     vad_options: VadOptions = VadOptions(),
     on_file_segment: SegmentSink | None = None,
     stats: BatchedStats | None = None,
+    make_inference: InferenceFactory | None = None,
 ) -> list[dict]:
     """Transcribe several recordings with their chunks pooled into batches (in input
     order, so short files share batches). Returns one openai-whisper result dict per
@@ -330,7 +267,7 @@ def transcribe_batched_many(
                 _, probs = model.detect_language(features[:1], tokenizer)
                 language = max(probs[0], key=probs[0].get)
                 tokenizer = get_tokenizer(True, num_languages=model.num_languages, language=language, task=options.task)
-            results = decode_rows(model, features, options, language, prompt, ctx, stats)
+            results = decode_rows(model, features, options, language, prompt, ctx, stats, make_inference)
         for i, (c, r) in enumerate(zip(batch, results)):
             if _skip(r, options):
                 continue
@@ -376,15 +313,12 @@ def transcribe_batched(
     trimmed: bool | None = None,
     vad_options: VadOptions = VadOptions(),
     stats: BatchedStats | None = None,
+    make_inference: InferenceFactory | None = None,
 ) -> dict:
     """One recording (16 kHz mono float32 array, or a file path, read forward twice and
     never held whole) in batched mode; openai-whisper's result dict. See
     :func:`transcribe_batched_many`."""
     return transcribe_batched_many(
-        model, [audio_or_path], options, ctx, batch_size=batch_size, trimmed=trimmed, vad_options=vad_options, stats=stats
+        model, [audio_or_path], options, ctx, batch_size=batch_size, trimmed=trimmed, vad_options=vad_options, stats=stats,
+        make_inference=make_inference,
     )[0]
-
-
-def compression_ratio(text: str) -> float:
-    data = text.encode("utf-8")
-    return len(data) / max(1, len(zlib.compress(data)))

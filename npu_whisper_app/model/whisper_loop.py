@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import zlib
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -29,7 +30,7 @@ import whisper.decoding as wdec
 from whisper.audio import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, log_mel_spectrogram, pad_or_trim
 from whisper.decoding import DecodingOptions, DecodingResult
 from whisper.timing import add_word_timestamps
-from whisper.tokenizer import get_tokenizer
+from whisper.tokenizer import Tokenizer, get_tokenizer
 from whisper.utils import exact_div, get_end
 
 from ..jobs import IDLE, JobContext
@@ -50,6 +51,10 @@ RELIED_ON: dict[str, str] = {
     "whisper.decoding.DecodingTask.__init__": "37b1c4c81b20a592",
     # the Inference interface FastInference implements
     "whisper.decoding.Inference": "95af2018fc5d6528",
+    # the batched mode's task: audio features given, run() slicing them per group
+    "whisper.decoding.DecodingTask.run": "d6ed53ca148648fa",
+    "whisper.decoding.DecodingTask._get_audio_features": "fff0168b936dd24f",
+    "whisper.decoding.LogitFilter": "60d5d2e749dcee81",
     # holds the inference it was given (beam search re-orders its kv cache)
     "whisper.decoding.BeamSearchDecoder.__init__": "e6af42e7eed42f8a",
 }
@@ -92,6 +97,83 @@ def decode(
         mel = mel.unsqueeze(0)
     result = _Task(model, options, make_inference).run(mel)
     return result[0] if single else result
+
+
+# -- decoding chunks already encoded (the batched long-form mode) ----------------------------
+class StopLoops(wdec.LogitFilter):
+    """Ends a row whose text so far already fails the compression-ratio rule (a
+    repetition loop): every few tokens, a row with ``min_tokens`` text tokens whose
+    text compresses more than ``threshold`` gets end-of-text as its only choice. Its
+    result then fails the same rule and falls back to the next temperature (or, at the
+    last one, stops there) instead of holding the whole batch for 224 tokens."""
+
+    def __init__(self, tokenizer: Tokenizer, sample_begin: int, threshold: float, every: int = 8, min_tokens: int = 40) -> None:
+        self.tokenizer = tokenizer
+        self.sample_begin = sample_begin
+        self.threshold = threshold
+        self.every = every
+        self.min_tokens = min_tokens
+        self.stopped = 0
+
+    def apply(self, logits: torch.Tensor, tokens: torch.Tensor) -> None:
+        n = tokens.shape[1] - self.sample_begin
+        if n < self.min_tokens or n % self.every:
+            return
+        eot = self.tokenizer.eot
+        for row in range(tokens.shape[0]):
+            seq = tokens[row, self.sample_begin :]
+            if seq[-1].item() == eot:
+                continue
+            text = self.tokenizer.decode([t for t in seq.tolist() if t < eot])
+            if compression_ratio(text) > self.threshold:
+                logits[row] = -np.inf
+                logits[row, eot] = 0.0
+                self.stopped += 1
+
+
+class _FeaturesTask(wdec.DecodingTask):
+    """openai-whisper's DecodingTask on audio features already encoded (trimmed windows
+    have fewer than 1500 frames, which its own check would send to the encoder again),
+    through the fast decoder where the model carries one."""
+
+    def __init__(self, model: Any, options: wdec.DecodingOptions, stop_loops: float | None = None, make_inference: InferenceFactory | None = None) -> None:
+        super().__init__(model, options)
+        self.stop_loops = None
+        if stop_loops is not None:
+            self.stop_loops = StopLoops(self.tokenizer, self.sample_begin, stop_loops)
+            self.logit_filters.append(self.stop_loops)
+        if make_inference is not None:
+            self.inference = make_inference(model, len(self.initial_tokens))
+            if hasattr(self.decoder, "inference"):  # beam search keeps its own reference
+                self.decoder.inference = self.inference
+
+    def _get_audio_features(self, mel: torch.Tensor) -> torch.Tensor:
+        # run() is given the features. With several windows and n_group > 1 (best-of or
+        # beams) run() slices ``audio_features[::n_group]`` as if they were repeated per
+        # group (openai-whisper only ever decodes one window): repeat them so it holds
+        return mel.repeat_interleave(self.n_group, 0) if self._repeated(mel) else mel
+
+    def _repeated(self, mel: torch.Tensor) -> bool:
+        return self.n_group > 1 and mel.shape[0] > 1
+
+    def _detect_language(self, audio_features: torch.Tensor, tokens: torch.Tensor):  # type: ignore[override]
+        # one language per window, not per repeated row (the language is always given)
+        if self.n_group > 1 and audio_features.shape[0] == tokens.shape[0] * self.n_group > self.n_group:
+            audio_features = audio_features[:: self.n_group]
+        return super()._detect_language(audio_features, tokens)
+
+
+@torch.no_grad()
+def decode_features(
+    model: Any, features: torch.Tensor, options: DecodingOptions, make_inference: InferenceFactory | None = None,
+    stop_loops: float | None = None,
+) -> tuple[list[DecodingResult], int]:
+    """Decode ``features[B, T, D]`` (windows already encoded, any T) as one batch; with
+    ``stop_loops``, rows whose text already compresses past it are ended early. Returns
+    the results and how many rows were ended so."""
+    task = _FeaturesTask(model, options, stop_loops, make_inference)
+    out = task.run(features)
+    return out, (task.stop_loops.stopped if task.stop_loops is not None else 0)
 
 
 # -- mel sources ---------------------------------------------------------------------------
@@ -424,4 +506,10 @@ def transcribe(
     )
 
 
-__all__ = ["ArrayMel", "RELIED_ON", "decode", "relied_on_now", "transcribe", "whisper"]
+def compression_ratio(text: str) -> float:
+    """openai-whisper's gzip compression ratio of a text (its loop-detection rule)."""
+    data = text.encode("utf-8")
+    return len(data) / max(1, len(zlib.compress(data)))
+
+
+__all__ = ["ArrayMel", "RELIED_ON", "StopLoops", "compression_ratio", "decode", "decode_features", "relied_on_now", "transcribe", "whisper"]
