@@ -90,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max_words_per_line", type=_optional_int, default=None)
     t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     t.add_argument("--progress", type=_str2bool, nargs="?", const=True, default=None, help="progress bar on stderr (default: for audio over 30 s)")
-    t.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None, help="cpu device precision: fp32 (default), bf16 (oneDNN, fp32 accumulation), int8 (dynamic quantisation)")
+    t.add_argument("--precision", choices=["fp32", "bf16", "int8", "auto"], default=None, help="cpu device precision: fp32 (default), bf16 (oneDNN, fp32 accumulation), int8 (dynamic quantisation), auto (bf16 where the CPU has native bf16, else fp32; `devices` says which)")
+    t.add_argument("--batched", type=_str2bool, nargs="?", const=True, default=False, help="batched long-form mode: cut the audio at pauses (Silero VAD) into chunks of at most 30 s, decode them in batches, read files forward a block at a time (default: openai-whisper's sequential loop)")
+    t.add_argument("--batch_size", "--batch-size", type=int, default=8, help="chunks decoded together in --batched mode (default: %(default)s)")
     _add_speed_options(t)
 
     ls = sub.add_parser("listen", help="live dictation: print each utterance as it is decided (microphone, or a recording played as one)")
@@ -124,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--audio", default=None, help="audio to cut windows from (default: a synthetic signal)")
     b.add_argument("--threads", type=int, default=0)
     b.add_argument("--json", action="store_true", help="print one JSON object")
-    b.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None, help="cpu device precision: fp32 (default), bf16 (oneDNN, fp32 accumulation), int8 (dynamic quantisation)")
+    b.add_argument("--precision", choices=["fp32", "bf16", "int8", "auto"], default=None, help="cpu device precision: fp32 (default), bf16 (oneDNN, fp32 accumulation), int8 (dynamic quantisation)")
     b.add_argument("--e2e", action="store_true", help="end to end: whole transcriptions, ours vs openai-whisper vs faster-whisper")
     b.add_argument("--manifest", default=None, help="eval manifest.jsonl (default: ../shared/eval-dev/manifest.jsonl from the repo root)")
     b.add_argument("--folder", default=None, help="benchmark every audio file in this folder instead of a manifest")
@@ -205,6 +207,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         word_timestamps=args.word_timestamps,
         clip_timestamps=args.clip_timestamps,
         hallucination_silence_threshold=args.hallucination_silence_threshold,
+        batched=bool(args.batched),
+        batch_size=args.batch_size,
     )
     try:
         device_options, engine_options = _engine_options(args)
@@ -219,14 +223,16 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     results = []
     for path in args.audio:
         try:
-            from .audio.decode import load_audio
+            from .audio.decode import audio_duration, load_audio
 
-            audio = load_audio(path)
+            # the batched mode reads a file forward a block at a time (memory bounded by a
+            # batch, not by the recording); the sequential loop takes the whole array
+            audio = path if options.batched else load_audio(path)
+            duration = audio_duration(path) if options.batched else len(audio) / SAMPLE_RATE
         except AudioError as exc:
             _err(f"error: {exc}")
             failed += 1
             continue
-        duration = len(audio) / SAMPLE_RATE
         show = args.progress if args.progress is not None else duration > 30
         bar = _progress_bar(duration, path) if show else None
         try:

@@ -167,3 +167,13 @@ def test_fallback_per_row(engine: Engine) -> None:
     assert stats.fallback_rows == 2 and stats.batches == 1
     assert all(s["temperature"] == 0.5 for o in out for s in o["segments"])
     assert _wer("go forward ten meters", out[0]["text"]) <= 0.25 and "forever" in out[1]["text"].lower()
+
+
+def test_cli_batched_mode_reads_the_file_and_prints_its_words(capsys) -> None:
+    """`transcribe --batched` hands the path to the engine (read forward, never whole)."""
+    from npu_whisper_app.cli import main
+
+    code = main(["transcribe", "--model", "tiny.en", "--device", "cpu", "--batched", "--language", "en", str(EVAL_DEV / "jfk.flac")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "ask not what your country can do for you" in out.lower()

@@ -74,3 +74,34 @@ def _short(exc: BaseException) -> str:
 
 def duration_seconds(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     return float(len(audio)) / sample_rate
+
+
+def audio_duration(path: str | Path) -> float:
+    """Seconds of audio in ``path`` from its container's header (nothing decoded), checked
+    as :func:`load_audio` checks a file; 0.0 where the container does not say.
+
+    Raises :class:`AudioError` for a missing, empty or non-audio file."""
+    import av
+
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(p, "file not found")
+    if p.is_dir():
+        raise AudioError(p, "is a directory, not an audio file")
+    if p.stat().st_size == 0:
+        raise AudioError(p, "file is empty")
+    try:
+        container = av.open(str(p), metadata_errors="ignore")
+    except av.error.FFmpegError as exc:
+        raise AudioError(p, f"not a readable audio/video file ({_short(exc)})") from None
+    except OSError as exc:
+        raise AudioError(p, f"cannot open ({exc.strerror or exc})") from None
+    try:
+        if not container.streams.audio:
+            raise AudioError(p, "contains no audio stream")
+        stream = container.streams.audio[0]
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        return float(container.duration) / 1e6 if container.duration else 0.0
+    finally:
+        container.close()
