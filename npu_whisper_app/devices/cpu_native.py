@@ -84,8 +84,8 @@ class NativeKernel:
             module = cpp_extension.load(
                 name=f"npuw_{self.name}_{self.build_key()}",
                 sources=[str(self.source)],
-                extra_cflags=self.cflags,
-                extra_ldflags=LDFLAGS,
+                extra_cflags=list(self.cflags),  # copies: torch appends to the lists it is given
+                extra_ldflags=list(LDFLAGS),
                 build_directory=str(where),
                 verbose=False,
             )
