@@ -62,3 +62,29 @@ def test_ggml_file_holds_our_weights_and_whispercpp_reads_it(tmp_path: Path) -> 
     wc = Model(str(path), redirect_whispercpp_logs_to=None, n_threads=2, print_progress=False, print_realtime=False)
     segs = wc.transcribe(decode_16k(EVAL_DEV / "jfk.flac"), language="en", temperature=0.0, temperature_inc=0.0)
     assert normalise(" ".join(s.text for s in segs)) == normalise(JFK_TEXT)
+
+
+def test_isolated_bench_with_batched_peers_and_memory(tmp_path: Path) -> None:
+    """bench --e2e with our batched mode, faster-whisper's batched pipeline and
+    whisper.cpp, each in its own process: times, WER, peak RSS and the CPU line."""
+    import json
+
+    from npu_whisper_app.bench_e2e import run_e2e_bench
+    from npu_whisper_app.audio.decode import load_audio
+    from media import write_wav
+
+    rows = [("a", EVAL_DEV / "cards" / "001.wav", "ten of clubs"), ("b", EVAL_DEV / "goforward.wav", "go forward ten meters")]
+    lines = []
+    for rid, src, ref in rows:
+        write_wav(tmp_path / f"{rid}.wav", load_audio(src))
+        lines.append(json.dumps({"id": rid, "path": f"{rid}.wav", "ref": ref}))
+    (tmp_path / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    data = run_e2e_bench("tiny.en", manifest=tmp_path / "manifest.jsonl", peers=("faster-whisper-batched", "whisper.cpp"),
+                         repeat=1, long=False, batched=True, isolate=True)
+    names = {"ours", "ours-batched", "faster-whisper-batched", "whisper.cpp"}
+    assert all(data["runners"][n]["available"] for n in names), data["runners"]
+    entry = data["sets"]["short"]
+    assert set(entry["runners"]) == names
+    for row in entry["runners"].values():
+        assert row["min_s"] > 0 and 100 < row["peak_rss_mb"] < 8000 and row["wer"] is not None and row["wer"] <= 50
+    assert data["cpu"]["model"] and "precision auto" in data["text"] and "peak MB" in data["text"]
