@@ -81,7 +81,7 @@ def main() -> int:
             r = w.results[job.id]
             times[mode].append(r.encoder_s)
             if attached:
-                redraws.append((w.perf.redraws - before))
+                redraws.append(w.perf.redraws - before)
                 rate = (w.perf.redraws - before) / r.elapsed_s
             print(f"{mode:9s} encoder {r.encoder_s:.3f} s  job {r.elapsed_s:.2f} s" + (f"  redraws {w.perf.redraws - before} ({rate:.1f}/s)" if attached else ""))
     a, d = statistics.median(times["attached"]), statistics.median(times["detached"])

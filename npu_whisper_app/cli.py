@@ -9,8 +9,8 @@ import argparse
 import json
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .audio import SAMPLE_RATE
 from .cli_dictate import add_dictate_parser, add_paste_option, listen_decoder, listen_paste_sink, run_dictate
@@ -169,8 +169,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     import torch
 
     from .audio.decode import AudioError
-    from .catalog import DeviceError
-    from .catalog import ModelError
+    from .catalog import DeviceError, ModelError
     from .output import write_outputs
     from .pipeline import Engine, TranscribeOptions
     from .profiling import export_timings, summary_dict
@@ -301,12 +300,11 @@ def _progress_bar(duration: float, path: str):
 def cmd_listen(args: argparse.Namespace) -> int:
     import torch
 
-    from .catalog import DeviceError
+    from .catalog import DeviceError, ModelError
     from .live.decoder import DecoderOptions, WhisperUtteranceDecoder
     from .live.dictation import DictationOptions, DictationSession, Final, Notice, Partial, fmt_time
     from .live.segmenter import SegmenterOptions
     from .live.sources import FilePlayer, MicSource
-    from .catalog import ModelError
     from .pipeline import Engine
 
     if args.threads > 0:
@@ -427,8 +425,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_encoder_bench
-    from .catalog import DeviceError
-    from .catalog import ModelError
+    from .catalog import DeviceError, ModelError
 
     device_options, engine_options = _engine_options(args)
     if args.e2e:
@@ -444,8 +441,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_bench_e2e(args: argparse.Namespace, device_options: dict, engine_options: dict) -> int:
     from .bench_e2e import run_e2e_bench
-    from .catalog import DeviceError
-    from .catalog import ModelError
+    from .catalog import DeviceError, ModelError
     from .peers import DecodeSettings
 
     temps = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if args.fallback else (0.0,)

@@ -15,9 +15,10 @@ import logging
 import threading
 import traceback
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -216,7 +217,7 @@ class EngineHost:
         return result
 
     # -- any thread ------------------------------------------------------------------------
-    def submit(self, fn: Callable[[Any], T], *, urgent: bool = False) -> "Future[T]":
+    def submit(self, fn: Callable[[Any], T], *, urgent: bool = False) -> Future[T]:
         """Run ``fn(engine)`` on the owner thread (the engine loaded last; None if none)."""
         fut: Future = Future()
         with self._cond:
@@ -226,11 +227,11 @@ class EngineHost:
             self._cond.notify()
         return fut
 
-    def load(self, model: str, device: str) -> "Future[Any]":
+    def load(self, model: str, device: str) -> Future[Any]:
         """Load ``model`` on ``device`` now (at start-up, or when the choice changes)."""
         return self.submit(lambda _e: self._ensure(model, device))
 
-    def run_job(self, job: FileJob) -> "Future[Any]":
+    def run_job(self, job: FileJob) -> Future[Any]:
         """Queue a file job; its events tell how it goes (the future holds the result)."""
         return self.submit(lambda _e: self._file_job(job))
 

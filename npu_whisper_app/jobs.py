@@ -7,8 +7,9 @@ The context is handed to the encoder and the decoder for the duration of one job
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -47,7 +48,7 @@ class JobContext:
         if self.stop_requested():
             raise Cancelled()
 
-    def replace(self, **changes: object) -> "JobContext":
+    def replace(self, **changes: object) -> JobContext:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from .pipeline import Engine
 
 
-def language_for(engine: "Engine", options: DecoderOptions) -> str | None:
+def language_for(engine: Engine, options: DecoderOptions) -> str | None:
     return "en" if not engine.is_multilingual else options.language
 
 
@@ -59,7 +60,7 @@ def window_samples(options: DecoderOptions, n: int) -> int:
 
 
 def decode_utterance(
-    engine: "Engine",
+    engine: Engine,
     audio: np.ndarray,
     options: DecoderOptions,
     *,
@@ -117,7 +118,7 @@ def judged(
     )
 
 
-def _decode_as_file(engine: "Engine", audio: np.ndarray, o: DecoderOptions, prompt: str | None, ctx: JobContext, t0: float) -> Decoded:
+def _decode_as_file(engine: Engine, audio: np.ndarray, o: DecoderOptions, prompt: str | None, ctx: JobContext, t0: float) -> Decoded:
     """The utterance transcribed as a file is (``final="transcribe"``)."""
     from whisper.utils import compression_ratio
 
@@ -146,7 +147,7 @@ def _decode_as_file(engine: "Engine", audio: np.ndarray, o: DecoderOptions, prom
     return judged(o, text, no_speech, avg_logprob, ratio, False, 30.0 * (1 + len(audio) // N_SAMPLES), t0)
 
 
-def _decode_window(engine: "Engine", audio: np.ndarray, o: DecoderOptions, target: int, prompt: str | None, ctx: JobContext):
+def _decode_window(engine: Engine, audio: np.ndarray, o: DecoderOptions, target: int, prompt: str | None, ctx: JobContext):
     padded = whisper.pad_or_trim(audio[:target], target)
     mel = whisper.log_mel_spectrogram(padded, engine.n_mels)
     # a cap on tokens from the utterance's length (fast speech is < 6 tokens/s): a

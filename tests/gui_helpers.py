@@ -23,7 +23,7 @@ def isolate(root: Path) -> dict[str, str]:
 
 def set_choices(model: str = "tiny.en", device: str = "auto") -> None:
     """Write start-up choices into the isolated settings before a window opens."""
-    from npu_whisper_app.gui.settings import Choices, Settings
+    from npu_whisper_app.gui.settings import Settings
 
     s = Settings()
     c = s.load()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from media import encode, write_wav
+
 from npu_whisper_app.audio.decode import AudioError, load_audio
 
 SR = 16000

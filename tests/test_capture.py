@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from media import espeak
+from virtual_mic import reset_portaudio, use_virtual_mic
+
 from npu_whisper_app.audio.capture import Microphone, MicrophoneError, list_input_devices
 from npu_whisper_app.audio.decode import load_audio
 from npu_whisper_app.audio.wavwriter import WavWriter
-from virtual_mic import reset_portaudio, use_virtual_mic
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ import math
 
 import pytest
 import torch
-
-from npu_whisper_app.jobs import JobContext
 from whisper.model import AudioEncoder
 
 from npu_whisper_app.devices.base import KernelError
 from npu_whisper_app.devices.cpu import CpuDevice
+from npu_whisper_app.jobs import JobContext
 from npu_whisper_app.model.encoder import Cancelled, TiledEncoder
 from npu_whisper_app.profiling import LiveProfile, Recorder, summarize_by_layer, summary_dict
 

@@ -7,8 +7,8 @@ import threading
 
 import numpy as np
 import pytest
-
 from media import EVAL_DEV
+
 from npu_whisper_app import events as ev
 from npu_whisper_app.audio.decode import load_audio
 from npu_whisper_app.engine_host import EngineChoice, EngineHost, FileJob

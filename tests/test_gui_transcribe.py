@@ -135,8 +135,9 @@ def test_plots_update_at_least_ten_times_per_second_of_encoding(qtbot, env):
 
 
 def test_cancel_keeps_the_transcript_so_far(qtbot, env):
-    from npu_whisper_app.audio.decode import load_audio
     from media import write_long
+
+    from npu_whisper_app.audio.decode import load_audio
 
     w = _window(qtbot)
     long_wav = write_long(load_audio(JFK), env / "jfk90.wav", seconds=90)
@@ -209,10 +210,9 @@ def test_record_from_virtual_microphone(qtbot, env, monkeypatch):
 
 def test_dictation_tab_in_main_window_feeds_the_performance_panel(qtbot, env, monkeypatch):
     """Dictation as the second mode: text from the virtual microphone, plots keep working."""
-    from media import espeak
+    from media import EVAL_DEV, espeak
     from virtual_mic import reset_portaudio, use_virtual_mic
 
-    from media import EVAL_DEV
     from npu_whisper_app.audio.decode import load_audio
 
     gap = np.zeros(16000, np.float32)

@@ -161,8 +161,9 @@ def test_many_signal_emits_do_not_crash_the_interpreter():
     """PySide6 6.12 loses a reference to True per emit; the GUI package pins it."""
     import sys
 
-    import npu_whisper_app.gui  # noqa: F401  (applies the work-around)
     from PySide6.QtCore import QObject, Signal
+
+    import npu_whisper_app.gui  # noqa: F401  (applies the work-around)
 
     class Source(QObject):
         ping = Signal(int, object)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from media import EVAL_DEV
-from npu_whisper_app.audio.decode import load_audio
 from virtual_mic import reset_portaudio, use_virtual_mic
+
+from npu_whisper_app.audio.decode import load_audio
 
 pytestmark = pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs an X display (run under xvfb-run)")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from media import EVAL_DEV
+
 from npu_whisper_app.audio.decode import load_audio
 from npu_whisper_app.live.decoder import Decoded
 from npu_whisper_app.live.dictation import DictationOptions, DictationSession, Final, Notice, Partial

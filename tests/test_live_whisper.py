@@ -3,18 +3,17 @@ eval-dev utterances, silence and noise, a failing source and a crashing decoder.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from media import EVAL_DEV, write_wav
+from test_live_parts import noises
+
 from npu_whisper_app.audio.decode import load_audio
 from npu_whisper_app.live import sources
-from test_live_parts import noises
 
 SR = 16000
 ROOT = Path(__file__).resolve().parents[1]

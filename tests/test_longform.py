@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import whisper
-
 from media import EVAL_DEV, write_wav
+
 from npu_whisper_app.audio import SAMPLE_RATE
 from npu_whisper_app.audio.decode import load_audio
 from npu_whisper_app.jobs import IDLE, Cancelled, JobContext

@@ -7,8 +7,8 @@ import struct
 from pathlib import Path
 
 import numpy as np
-
 from fixtures_models import EVAL_DEV, JFK_TEXT, decode_16k, normalise
+
 from npu_whisper_app.model.ggml import MAGIC, write_ggml
 from npu_whisper_app.model.resolve import load_whisper_model
 
@@ -69,9 +69,10 @@ def test_isolated_bench_with_batched_peers_and_memory(tmp_path: Path) -> None:
     whisper.cpp, each in its own process: times, WER, peak RSS and the CPU line."""
     import json
 
-    from npu_whisper_app.bench_e2e import run_e2e_bench
-    from npu_whisper_app.audio.decode import load_audio
     from media import write_wav
+
+    from npu_whisper_app.audio.decode import load_audio
+    from npu_whisper_app.bench_e2e import run_e2e_bench
 
     rows = [("a", EVAL_DEV / "cards" / "001.wav", "ten of clubs"), ("b", EVAL_DEV / "goforward.wav", "go forward ten meters")]
     lines = []

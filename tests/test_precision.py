@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 import whisper
-
 from fixtures_models import EVAL_DEV, JFK_TEXT, decode_16k, normalise
+
 from npu_whisper_app.devices import cpu
 from npu_whisper_app.devices.cpu import CpuDevice, choose_precision, precision_summary
 from npu_whisper_app.model.encoder import TiledEncoder

@@ -7,8 +7,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-
 from media import EVAL_DEV
+
 from npu_whisper_app.profiling import (
     TimingEvent,
     assign_lanes,

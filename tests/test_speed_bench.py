@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from media import EVAL_DEV, espeak, write_wav
+
 from npu_whisper_app.audio.decode import load_audio
 from npu_whisper_app.cli import main
 

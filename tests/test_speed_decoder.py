@@ -6,8 +6,8 @@ import json
 
 import pytest
 import whisper
-
 from media import EVAL_DEV, espeak
+
 from npu_whisper_app.audio.decode import load_audio
 from npu_whisper_app.devices.cpu_native import load_decoder_kernel
 from npu_whisper_app.model import whisper_loop

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 import whisper
-
 from media import EVAL_DEV, espeak
+
 from npu_whisper_app.audio.decode import load_audio
 from npu_whisper_app.devices.cpu import CpuDevice
 from npu_whisper_app.model.encoder import TiledEncoder
@@ -112,6 +112,7 @@ def test_short_window_encodes_each_window_over_its_audio() -> None:
     of a 40 s recording the first window whole and the last over its audio + 3 s; off, every
     window is 30 s. The text stays speech either way."""
     from media import EVAL_DEV
+
     from npu_whisper_app.audio.decode import load_audio
     from npu_whisper_app.pipeline import Engine, TranscribeOptions
 
@@ -139,6 +140,7 @@ def test_short_window_encodes_each_window_over_its_audio() -> None:
 def test_short_window_as_a_job_option() -> None:
     """``TranscribeOptions.short_window`` (the app's checkbox) trims one job's windows."""
     from media import EVAL_DEV
+
     from npu_whisper_app.audio.decode import load_audio
     from npu_whisper_app.pipeline import Engine, TranscribeOptions
 

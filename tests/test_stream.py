@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import whisper
-
 from media import EVAL_DEV, encode, write_wav
+
 from npu_whisper_app.audio.decode import AudioError, load_audio
 from npu_whisper_app.audio.stream import iter_blocks, mel_source_for_array, mel_source_for_file, scan
 from npu_whisper_app.jobs import MelSource

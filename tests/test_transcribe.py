@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 import whisper
+from media import EVAL_DEV, espeak
 
-from media import EVAL_DEV, espeak, write_wav
 from npu_whisper_app.audio.decode import load_audio
 from npu_whisper_app.cli import main
 from npu_whisper_app.model.resolve import load_whisper_model

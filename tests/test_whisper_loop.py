@@ -11,8 +11,8 @@ import json
 import numpy as np
 import pytest
 import whisper
-
 from media import EVAL_DEV, espeak
+
 from npu_whisper_app.audio.decode import load_audio
 from npu_whisper_app.jobs import Cancelled, JobContext
 from npu_whisper_app.model import whisper_loop

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from standin.support import install, random_encoder, random_mel
 
 from npu_whisper_app.devices import create_device, probe
 from npu_whisper_app.devices import xrt as xrt_mod
@@ -23,7 +24,6 @@ from npu_whisper_app.devices.xrt import XrtDevice, npu_generation, parse_xrt_smi
 from npu_whisper_app.devices.xrt_timing import MHA_MAGIC, clock_from_platform, parse_counter_rows
 from npu_whisper_app.model.encoder import TiledEncoder
 from npu_whisper_app.profiling import Recorder
-from standin.support import install, random_encoder, random_mel
 
 # small but shaped like Whisper: 150 frames = 2 full query tiles + a partial one of 22 (padded to 256)
 SMALL = (80, 150, 256, 4)  # n_mels, n_ctx, d, heads (Dh = 64)

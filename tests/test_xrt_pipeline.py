@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from media import EVAL_DEV
+from standin.support import install
+
 from npu_whisper_app.audio.decode import load_audio
 from npu_whisper_app.cli import main
 from npu_whisper_app.pipeline import Engine, TranscribeOptions
-from standin.support import install
 
 TINY = (80, 1500, 384, 6)  # tiny.en: n_mels, n_ctx, d, heads
 GREEDY = TranscribeOptions(language="en", temperature=(0.0,))
@@ -43,7 +43,7 @@ def test_transcribes_real_speech_on_xrt_with_the_same_words_as_cpu(monkeypatch, 
     assert pyxrt.stats.contexts_peak <= 3 and pyxrt.stats.contexts_refused == 0
     assert pyxrt.stats.placements == [(1, 4)] * 3  # admitted by the driver's rule, one shared partition
     attn = [e for e in result.events if e.op == "attention"]
-    assert {(e.layer, e.head, e.tile) for e in attn} == {(l, h, t) for l in range(4) for h in range(6) for t in range(24)}
+    assert {(e.layer, e.head, e.tile) for e in attn} == {(layer, h, t) for layer in range(4) for h in range(6) for t in range(24)}
     assert all(e.device == "xrt" and e.core is not None and e.duration_ns > 0 for e in attn)
     assert {e.core for e in attn} == {(c, r) for c in range(4) for r in range(2, 6)}  # all 16 cores
 

@@ -16,7 +16,6 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
@@ -88,7 +87,6 @@ def check_design(design, limits: ArrayLimits | None = None, kernels_root: Path |
     root = kernels_root or objects.KERNELS
     errors: list[str] = []
     u = Usage()
-    from_shim_link: dict[int, Any] = {}
 
     # -- DMA channels and buffers of object fifos -----------------------------------------
     for f in design.fifos:

@@ -19,13 +19,12 @@
 import argparse
 
 import numpy as np
-from ml_dtypes import bfloat16
-
 from aie.helpers.dialects.ext.scf import _for as range_
 from aie.helpers.taplib import TensorAccessPattern
 from aie.iron import GlobalBuffer, Kernel, ObjectFifo, Program, Runtime, Worker, WorkerRuntimeBarrier
-from aie.iron.device import NPU1Col4, NPU2, Tile
+from aie.iron.device import NPU2, NPU1Col4, Tile
 from aie.iron.placers import SequentialPlacer
+from ml_dtypes import bfloat16
 
 ROWS, COLS = 4, 4
 m, k, n = 64, 64, 32

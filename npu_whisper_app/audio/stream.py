@@ -21,9 +21,9 @@ the cost is one more decode and STFT of the file (measured in benchmarks/long_me
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -216,7 +216,7 @@ def scan(blocks: Iterator[np.ndarray], n_mels: int = 80, vad: object | None = No
                 return
             a, b = next_frame * HOP - HALF, (last - 1) * HOP + HALF
             # a < 0 only for the first chunk, while tail still starts at sample 0
-            x = _with_context(lambda lo, hi: tail[lo - tail_start : hi - tail_start], tail_start + tail.size, a, b)
+            x = _with_context(lambda lo, hi, tail=tail, start=tail_start: tail[lo - start : hi - start], tail_start + tail.size, a, b)
             best = max(best, float(log10_mel(x, last - next_frame, n_mels).max()))
             next_frame = last
             keep = next_frame * HOP - HALF

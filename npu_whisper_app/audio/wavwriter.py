@@ -6,14 +6,14 @@ crash of anything that runs after it: what was flushed is a playable file.
 
 from __future__ import annotations
 
-from . import SAMPLE_RATE
-
 import os
 import struct
 import threading
 from pathlib import Path
 
 import numpy as np
+
+from . import SAMPLE_RATE
 
 _HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
 
@@ -77,7 +77,7 @@ class WavWriter:
                 self._flush_locked()
                 self._f.close()
 
-    def __enter__(self) -> "WavWriter":
+    def __enter__(self) -> WavWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -127,7 +127,7 @@ class Device(ABC):
     def close(self) -> None:  # noqa: B027  (optional: most devices hold nothing to release)
         """Release device resources."""
 
-    def __enter__(self) -> "Device":
+    def __enter__(self) -> Device:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -148,7 +148,7 @@ def attention_kernel(
         batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])
         rows = q.shape[-2]
         m = torch.full((*batch, rows, 1), float("-inf"), dtype=torch.float32)
-        l = torch.zeros((*batch, rows, 1), dtype=torch.float32)
+        l = torch.zeros((*batch, rows, 1), dtype=torch.float32)  # noqa: E741  (flash attention's running sum, as the paper names it)
         acc = torch.zeros((*batch, rows, d), dtype=torch.float32)
         for j0 in range(0, valid, key_tile):
             j1 = min(j0 + key_tile, tk)
@@ -158,7 +158,7 @@ def attention_kernel(
             m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
             p = torch.exp(s - m_new)
             corr = torch.exp(m - m_new)
-            l = l * corr + p.sum(dim=-1, keepdim=True)
+            l = l * corr + p.sum(dim=-1, keepdim=True)  # noqa: E741
             acc = acc * corr + torch.matmul(round_bf16(p), v16[..., j0:j1, :])
             m = m_new
         return round_bf16(acc / l)

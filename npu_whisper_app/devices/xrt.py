@@ -160,7 +160,7 @@ def tile_weight(w: torch.Tensor, bias: torch.Tensor | None, kp: int, np_: int, b
 
 
 class Family:
-    def __init__(self, owner: "XrtDevice", xclbin_name: str) -> None:
+    def __init__(self, owner: XrtDevice, xclbin_name: str) -> None:
         xrt, dev, root = owner.pyxrt, owner.xdevice, owner.manifest.root
         self.owner = owner
         self.name = xclbin_name
@@ -483,7 +483,7 @@ class XrtDevice(Device):
             raise KernelError(f"NPU kernel {entry.id}: {exc}") from exc
         out = from_bf16_bits(np.ascontiguousarray(o[:, :, :ATTN_TILE])).reshape(n_head, tp, d)[:, :t]
         out = out.permute(1, 0, 2).reshape(t, n_head * d)
-        for head, tile, s, e, core, cycles in tile_events(timings, self.clock_hz, io_end,
+        for head, tile, s, e, core, _cycles in tile_events(timings, self.clock_hz, io_end,
                                                           keep=lambda h, ti: ti * ATTN_TILE < t):
             rows = min(ATTN_TILE, t - tile * ATTN_TILE)
             rec.record(op, name, s, e, 4 * rows * t * d, 2 * (ATTN_TILE * d + 2 * t * d), head, tile, core)

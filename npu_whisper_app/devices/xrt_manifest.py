@@ -148,7 +148,7 @@ class KernelEntry:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "KernelEntry":
+    def from_dict(cls, d: dict[str, Any]) -> KernelEntry:
         args = [ArgSpec(a["name"], a["dtype"], tuple(a["shape"]), a.get("dir", "in"), a.get("layout", "row_major")) for a in d["args"]]
         for a in args:
             if a.dtype not in DTYPE_BYTES:

@@ -7,7 +7,7 @@ import logging
 import logging.handlers
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from .display import missing_display
 from .paths import APP_NAME, log_file

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import html
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QGuiApplication, QTextCursor
@@ -32,8 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .elided_label import ElidedLabel
 from ..live.dictation import DictationOptions, DictationSession, Final, Level, Notice, Partial
+from .elided_label import ElidedLabel
 
 EngineProvider = Callable[[], Any]
 

@@ -6,8 +6,9 @@ the worker. It computes nothing itself.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
@@ -34,8 +35,8 @@ from .paths import log_file
 from .perf_panel import PerfPanel
 from .record_panel import RecordPanel
 from .settings import Choices, Settings, add_recent
-from .transcript_view import TranscriptView, format_timestamp
 from .timings_dialog import ask_timings_path
+from .transcript_view import TranscriptView, format_timestamp
 from .worker import Job, WorkerHost
 
 log = logging.getLogger(__name__)

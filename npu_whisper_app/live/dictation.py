@@ -28,21 +28,21 @@ import bisect
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE
 from ..audio.wavwriter import WavWriter
 from .decoder import Cancelled, Decoded
 from .ringbuffer import RingBuffer
-from .segmenter import DEFAULT_PAD_MS, SegmentEvent, Segmenter, SegmenterOptions
+from .segmenter import DEFAULT_PAD_MS, Segmenter, SegmenterOptions, SegmentEvent
 from .stabilize import LocalAgreement
 from .vad import FRAME, create_vad
 
-from ..audio import SAMPLE_RATE
 TRANSCRIBE_FINAL_PAD_MS = 64
 
 

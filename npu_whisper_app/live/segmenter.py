@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from .vad import FRAME, SAMPLE_RATE
 
-
 DEFAULT_PAD_MS = 200
 
 

@@ -20,21 +20,21 @@ nothing holds more than a batch of chunks.
 
 from __future__ import annotations
 
-import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import whisper
-from ..model.whisper_loop import InferenceFactory, decode_features
 from whisper.audio import HOP_LENGTH, N_FRAMES
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
 from ..audio import SAMPLE_RATE
 from ..audio.stream import ArraySamples, FileSamples, StreamingMel, iter_blocks, scan
 from ..jobs import IDLE, JobContext
+from ..model.whisper_loop import InferenceFactory, decode_features
 from .chunks import Chunk, VadOptions, chunk_probs, vad_probs
 
 TILE_FRAMES = 128  # the encoder's 64-row attention tiles, in mel frames

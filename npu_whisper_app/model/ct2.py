@@ -17,9 +17,9 @@ import json
 import mmap
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -124,7 +124,7 @@ class Ct2Model:
             except BufferError:  # a view is still alive; the GC closes it later
                 pass
 
-    def __enter__(self) -> "Ct2Model":
+    def __enter__(self) -> Ct2Model:
         return self
 
     def __exit__(self, *exc: object) -> None:

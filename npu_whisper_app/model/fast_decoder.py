@@ -31,7 +31,8 @@ prompt with fallback, beam 3) and on eval-dev (base, benchmarks/decoder_variants
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -132,7 +133,7 @@ class FastDecoder(nn.Module):
         self._cross: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
         self._cross16: list[tuple[Tensor, Tensor, int]] | None = None
 
-    def inference_factory(self, ctx: JobContext = IDLE) -> Callable[[Any, int], "FastInference"]:
+    def inference_factory(self, ctx: JobContext = IDLE) -> Callable[[Any, int], FastInference]:
         """What ``model.whisper_loop.decode`` builds its token step with, for one job:
         ``ctx.should_stop`` is polled before every token, so a job (or a live partial
         overtaken by a final) stops between tokens, not at the end."""

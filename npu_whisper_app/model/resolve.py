@@ -8,12 +8,12 @@ else from a download into openai-whisper's cache (skipped when offline).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import importlib
 import importlib.util
 import logging
 import os
 import tempfile
-import http.client
 import urllib.error
 import urllib.request
 from dataclasses import dataclass

@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import zlib
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 import numpy as np
 import torch

@@ -264,7 +264,7 @@ class xclbin:
     def get_uuid(self) -> uuid:
         return self._uuid
 
-    def get_kernels(self) -> list["xclbin.xclbinkernel"]:
+    def get_kernels(self) -> list[xclbin.xclbinkernel]:
         return [xclbin.xclbinkernel(k["name"], k["num_args"]) for k in self._meta["kernels"]]
 
     def get_xsa_name(self) -> str:
@@ -327,7 +327,7 @@ class hw_context:
             stats.contexts_open = len(_OPEN)
             stats.contexts_peak = max(stats.contexts_peak, len(_OPEN))
             stats.placements.append(placed[-1])
-        self._queue: "queue.Queue[run | None]" = queue.Queue()
+        self._queue: queue.Queue[run | None] = queue.Queue()
         self._thread = threading.Thread(target=_serve, args=(weakref.ref(self), self._queue), daemon=True,
                                         name="pyxrt-standin-ctx")
         self._thread.start()
@@ -351,11 +351,11 @@ class hw_context:
             pass
 
 
-def _close_queue(q: "queue.Queue") -> None:
+def _close_queue(q: queue.Queue) -> None:
     q.put(None)
 
 
-def _serve(ctx_ref, q: "queue.Queue") -> None:
+def _serve(ctx_ref, q: queue.Queue) -> None:
     """The context's command queue: one command at a time, in submission order."""
     while True:
         r = q.get()
@@ -491,7 +491,7 @@ class kernel:
             raise RuntimeError(f"group_id: argument {argno} of '{self._name}' is a scalar")
         return GROUP_BASE + argno
 
-    def __call__(self, *args) -> "run":
+    def __call__(self, *args) -> run:
         """pyxrt.cpp: ``set_arg(i, item)`` for every positional item (failures swallowed: extra
         arguments and unknown types are ignored), then ``start()``."""
         r = run(self)

@@ -6,7 +6,7 @@ elements, outermost first (up to 4 dimensions, the shim DMA's 3 + repeat).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class Scalar:
 class Element:
     """An acquired ObjectFifo buffer as the core sees it."""
 
-    fifo: "ObjectFifo"
+    fifo: ObjectFifo
 
     @property
     def obj_type(self):
@@ -157,12 +158,12 @@ class ObjectFifo:
     def nbytes(self) -> int:
         return nd_bytes(self.obj_type)
 
-    def prod(self, depth: int | None = None) -> "ObjectFifoHandle":
+    def prod(self, depth: int | None = None) -> ObjectFifoHandle:
         if self._prod is None:
             self._prod = ObjectFifoHandle(self, True, depth or self.depth)
         return self._prod
 
-    def cons(self, depth: int | None = None, dims_from_stream=None) -> "ObjectFifoHandle":
+    def cons(self, depth: int | None = None, dims_from_stream=None) -> ObjectFifoHandle:
         h = ObjectFifoHandle(self, False, depth or self.depth)
         self._cons.append(h)
         return h
@@ -200,7 +201,7 @@ class ObjectFifoHandle:
         names = names or [f"{self.fifo.name}_{kind}{i}" for i in range(n)]
         dims = dims_to_stream or [None] * n
         if not len(depths) == len(obj_types) == len(names) == len(dims) == n:
-            raise ValueError(f"Number of depths/obj_types/names/dims does not match number of offsets")
+            raise ValueError("Number of depths/obj_types/names/dims does not match number of offsets")
         subs = [ObjectFifo(obj_types[i], depth=depths[i], name=names[i], dims_to_stream=dims[i]) for i in range(n)]
         if kind == "join":
             link = Link(kind, [s.cons() for s in subs], [self], placement, offsets)
@@ -245,7 +246,7 @@ class Link:
 
 
 LINKS: list[Link] = []
-CURRENT_WORKER: "Worker | None" = None
+CURRENT_WORKER: Worker | None = None
 #: for showing what an API-broken design would also hit: accept the old designs'
 #: ``offset=/sizes=/strides=`` keywords and loop indices as scalars (never set by the check itself)
 LENIENT = False
@@ -258,7 +259,7 @@ class Worker:
     """``Worker(core_fn, fn_args=[], placement=AnyComputeTile, while_true=True, stack_size=None,
     allocation_scheme=None, trace=None, trace_events=None)`` (``python/iron/worker.py``)."""
 
-    def __init__(self, core_fn: Callable | None, fn_args: list = [], placement=AnyComputeTile, while_true: bool = True,
+    def __init__(self, core_fn: Callable | None, fn_args: list = [], placement=AnyComputeTile, while_true: bool = True,  # noqa: B006  (IRON's own signature; never mutated)
                  stack_size: int | None = None, allocation_scheme: str | None = None, trace: int | None = None,
                  trace_events: list | None = None) -> None:
         self.core_fn, self.fn_args, self.tile = core_fn, list(fn_args), placement

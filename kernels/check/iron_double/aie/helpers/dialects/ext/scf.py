@@ -7,8 +7,8 @@ call that passes it where an ``np.int32`` is declared fails as it does in the re
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 TRACE: list = []  # loop nesting while a core body is traced: trip counts
 
