@@ -29,18 +29,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     import av  # imported here: decoding is the only user
 
     p = Path(path)
-    if not p.exists():
-        raise AudioError(p, "file not found")
-    if p.is_dir():
-        raise AudioError(p, "is a directory, not an audio file")
-    if p.stat().st_size == 0:
-        raise AudioError(p, "file is empty")
-    try:
-        container = av.open(str(p), metadata_errors="ignore")
-    except av.error.FFmpegError as exc:
-        raise AudioError(p, f"not a readable audio/video file ({_short(exc)})") from None
-    except OSError as exc:
-        raise AudioError(p, f"cannot open ({exc.strerror or exc})") from None
+    container = _open(p)
     chunks: list[np.ndarray] = []
     try:
         if not container.streams.audio:
@@ -67,6 +56,24 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return audio
 
 
+def _open(p: Path):  # -> av container
+    """``p`` opened with PyAV, or :class:`AudioError` saying why it can't be."""
+    import av
+
+    if not p.exists():
+        raise AudioError(p, "file not found")
+    if p.is_dir():
+        raise AudioError(p, "is a directory, not an audio file")
+    if p.stat().st_size == 0:
+        raise AudioError(p, "file is empty")
+    try:
+        return av.open(str(p), metadata_errors="ignore")
+    except av.error.FFmpegError as exc:
+        raise AudioError(p, f"not a readable audio/video file ({_short(exc)})") from None
+    except OSError as exc:
+        raise AudioError(p, f"cannot open ({exc.strerror or exc})") from None
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
@@ -81,21 +88,8 @@ def audio_duration(path: str | Path) -> float:
     as :func:`load_audio` checks a file; 0.0 where the container does not say.
 
     Raises :class:`AudioError` for a missing, empty or non-audio file."""
-    import av
-
     p = Path(path)
-    if not p.exists():
-        raise AudioError(p, "file not found")
-    if p.is_dir():
-        raise AudioError(p, "is a directory, not an audio file")
-    if p.stat().st_size == 0:
-        raise AudioError(p, "file is empty")
-    try:
-        container = av.open(str(p), metadata_errors="ignore")
-    except av.error.FFmpegError as exc:
-        raise AudioError(p, f"not a readable audio/video file ({_short(exc)})") from None
-    except OSError as exc:
-        raise AudioError(p, f"cannot open ({exc.strerror or exc})") from None
+    container = _open(p)
     try:
         if not container.streams.audio:
             raise AudioError(p, "contains no audio stream")
