@@ -149,18 +149,12 @@ class OursBatchedRunner:
 
 def cpu_summary() -> dict[str, Any]:
     """The CPU model and the flags that decide the numerics (printed by every bench)."""
-    from .devices.cpu import choose_precision, cpu_flags
+    from .devices.cpu import choose_precision
+    from .devices.cpuinfo import cpu_info
 
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    flags = cpu_flags()
+    info = cpu_info()
+    model = info.model_name or platform.processor() or platform.machine()
+    flags = info.flags
     relevant = [f for f in ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "avx_vnni") if f in flags]
     precision, reason = choose_precision(flags)
     return {"model": model, "cores": os.cpu_count(), "flags": relevant, "avx512_bf16": "avx512_bf16" in flags, "precision_auto": precision, "precision_reason": reason}

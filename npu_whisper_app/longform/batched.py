@@ -273,7 +273,7 @@ def transcribe_batched_many(
                 continue
             segs = _segments(r, tokenizer, c)
             if options.word_timestamps and segs:
-                from whisper.timing import add_word_timestamps
+                from ..model.whisper_loop import add_word_timestamps
 
                 content = min(mels[i].shape[-1], frames)
                 with torch.inference_mode():

@@ -513,4 +513,4 @@ def compression_ratio(text: str) -> float:
     return len(data) / max(1, len(zlib.compress(data)))
 
 
-__all__ = ["ArrayMel", "RELIED_ON", "StopLoops", "compression_ratio", "decode", "decode_features", "relied_on_now", "transcribe", "whisper"]
+__all__ = ["ArrayMel", "RELIED_ON", "StopLoops", "add_word_timestamps", "compression_ratio", "decode", "decode_features", "relied_on_now", "transcribe", "whisper"]
