@@ -11,7 +11,8 @@ import threading
 import pytest
 from desktop_helpers import wait_for
 
-from npu_whisper_app.desktop.portal_hotkey import GS, PORTAL_BUS, PORTAL_PATH, PortalHotkey, PortalUnavailable, preferred_trigger
+from npu_whisper_app.desktop.portal_hotkey import GS, PortalHotkey, PortalUnavailable, preferred_trigger
+from npu_whisper_app.desktop.portal_request import PORTAL_BUS, PORTAL_PATH
 
 
 @pytest.fixture

@@ -16,9 +16,8 @@ import threading
 from collections.abc import Callable
 
 from .hotkey import HotkeyError, parse_hotkey
+from .portal_request import PORTAL_BUS, PortalMissing, PortalNoAnswer, PortalRefused, portal_request
 
-PORTAL_BUS = "org.freedesktop.portal.Desktop"
-PORTAL_PATH = "/org/freedesktop/portal/desktop"
 GS = "org.freedesktop.portal.GlobalShortcuts"
 SHORTCUT_ID = "dictate"
 _TRIGGER_MODS = {"ctrl": "CTRL", "control": "CTRL", "alt": "ALT", "shift": "SHIFT", "super": "LOGO", "win": "LOGO", "meta": "LOGO"}
@@ -52,29 +51,14 @@ class PortalHotkey:
 
     def _request(self, method: str, signature: str, args: tuple, options: dict) -> dict:
         """Call a portal method that answers through a Request object's Response signal."""
-        from jeepney import DBusAddress, MatchRule, new_method_call
-        from jeepney.bus_messages import message_bus
-
-        conn = self._conn
-        token = "npuw" + secrets.token_hex(6)
-        sender = conn.unique_name.lstrip(":").replace(".", "_")
-        path = f"{PORTAL_PATH}/request/{sender}/{token}"
-        rule = MatchRule(type="signal", interface="org.freedesktop.portal.Request", member="Response", path=path)
-        conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=10)
-        portal = DBusAddress(PORTAL_PATH, bus_name=PORTAL_BUS, interface=GS)
-        with conn.filter(rule) as queue:
-            options = dict(options, handle_token=("s", token))
-            reply = conn.send_and_get_reply(new_method_call(portal, method, signature, (*args, options)), timeout=10)
-            if reply.header.message_type.name == "error":
-                raise PortalUnavailable(f"the desktop has no GlobalShortcuts portal ({reply.body[0] if reply.body else 'error'})")
-            try:
-                response = conn.recv_until_filtered(queue, timeout=self.timeout_s)
-            except TimeoutError:
-                raise HotkeyError(f"the desktop did not answer {method} (the shortcut dialog was not confirmed?)") from None
-        code, results = response.body
-        if code != 0:
-            raise HotkeyError("the shortcut was not allowed" if code == 1 else f"{method} failed (code {code})")
-        return results
+        try:
+            return portal_request(self._conn, GS, method, signature, args, options, self.timeout_s)
+        except PortalMissing as exc:
+            raise PortalUnavailable(f"the desktop has no GlobalShortcuts portal ({exc})") from None
+        except PortalNoAnswer:
+            raise HotkeyError(f"the desktop did not answer {method} (the shortcut dialog was not confirmed?)") from None
+        except PortalRefused as exc:
+            raise HotkeyError("the shortcut was not allowed" if exc.code == 1 else f"{method} failed (code {exc.code})") from None
 
     def start(self) -> None:
         from jeepney import MatchRule

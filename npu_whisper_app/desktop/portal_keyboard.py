@@ -15,7 +15,8 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 
-from .portal_hotkey import PORTAL_BUS, PORTAL_PATH, PortalUnavailable
+from .portal_hotkey import PortalUnavailable
+from .portal_request import PORTAL_BUS, PORTAL_PATH, PortalMissing, PortalNoAnswer, PortalRefused, portal_request
 from .x11 import KeyboardError
 
 RD = "org.freedesktop.portal.RemoteDesktop"
@@ -57,28 +58,15 @@ class PortalKeyboard:
 
     # -- session -------------------------------------------------------------------------
     def _request(self, method: str, signature: str, args: tuple, options: dict) -> dict:
-        from jeepney import DBusAddress, MatchRule, new_method_call
-        from jeepney.bus_messages import message_bus
-
-        conn = self._conn
-        token = "npuw" + secrets.token_hex(6)
-        sender = conn.unique_name.lstrip(":").replace(".", "_")
-        path = f"{PORTAL_PATH}/request/{sender}/{token}"
-        rule = MatchRule(type="signal", interface="org.freedesktop.portal.Request", member="Response", path=path)
-        conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=10)
-        with conn.filter(rule) as queue:
-            msg = new_method_call(DBusAddress(PORTAL_PATH, bus_name=PORTAL_BUS, interface=RD), method, signature, (*args, dict(options, handle_token=("s", token))))
-            reply = conn.send_and_get_reply(msg, timeout=10)
-            if reply.header.message_type.name == "error":
-                raise PortalUnavailable(f"the desktop has no RemoteDesktop portal ({reply.body[0] if reply.body else 'error'})")
-            try:
-                response = conn.recv_until_filtered(queue, timeout=self.timeout_s)
-            except TimeoutError:
-                raise KeyboardError("the desktop did not answer (its 'allow remote control' question was not confirmed?)") from None
-        code, results = response.body
-        if code != 0:
-            raise KeyboardError("keyboard control was not allowed in the desktop's dialog" if code == 1 else f"{method} failed (code {code})")
-        return results
+        """Call a portal method that answers through a Request object's Response signal."""
+        try:
+            return portal_request(self._conn, RD, method, signature, args, options, self.timeout_s)
+        except PortalMissing as exc:
+            raise PortalUnavailable(f"the desktop has no RemoteDesktop portal ({exc})") from None
+        except PortalNoAnswer:
+            raise KeyboardError("the desktop did not answer (its 'allow remote control' question was not confirmed?)") from None
+        except PortalRefused as exc:
+            raise KeyboardError("keyboard control was not allowed in the desktop's dialog" if exc.code == 1 else f"{method} failed (code {exc.code})") from None
 
     def start(self) -> None:
         """Create the session; the desktop may ask the user (once, with a restore token)."""
