@@ -337,20 +337,19 @@ class Engine:
             result = {"text": texts, "segments": done_segments, "language": options.language}
         finally:
             self.recorder.flush()
-        elapsed = time.perf_counter() - start
+        return self._job_result(source, result, duration, time.perf_counter() - start, first_event, notices_before, cancelled)
+
+    def _job_result(
+        self, source: str, result: dict, duration: float, elapsed: float, first_event: int, notices_before: int, cancelled: bool
+    ) -> TranscriptResult:
+        """A job's result with the timing events and notices it added, and its encoder
+        time (attention tiles run on several threads: their wall time, not their sum)."""
         events = self.recorder.events[first_event:]
         encoder_ns = sum(e.end_ns - e.start_ns for e in events if e.op != "attention")
         encoder_ns += _wall_ns(e for e in events if e.op == "attention")
         return TranscriptResult(
-            source=source,
-            result=result,
-            duration_s=duration,
-            elapsed_s=elapsed,
-            encoder_s=encoder_ns / 1e9,
-            device=self.device_name,
-            model=self.model_name,
-            events=list(events),
-            notices=self.notices[notices_before:],
+            source=source, result=result, duration_s=duration, elapsed_s=elapsed, encoder_s=encoder_ns / 1e9,
+            device=self.device_name, model=self.model_name, events=list(events), notices=self.notices[notices_before:],
             cancelled=cancelled,
         )
 
@@ -426,13 +425,7 @@ class Engine:
             self.recorder.flush()
         elapsed = time.perf_counter() - start
         duration = len(audio) / SAMPLE_RATE if isinstance(audio, np.ndarray) else total[0]
-        events = self.recorder.events[first_event:]
-        encoder_ns = sum(e.end_ns - e.start_ns for e in events if e.op != "attention") + _wall_ns(e for e in events if e.op == "attention")
-        return TranscriptResult(
-            source=source, result=result, duration_s=duration, elapsed_s=elapsed, encoder_s=encoder_ns / 1e9,
-            device=self.device_name, model=self.model_name, events=list(events), notices=self.notices[notices_before:],
-            cancelled=cancelled,
-        )
+        return self._job_result(source, result, duration, elapsed, first_event, notices_before, cancelled)
 
     def _trim(self, options: TranscribeOptions) -> tuple[int, int] | None:
         """With ``short_window``, each window is encoded over its audio's frames plus a
