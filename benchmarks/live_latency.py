@@ -278,6 +278,7 @@ def main(argv=None) -> int:
     p.add_argument("eval_dev", nargs="?", default=str(Path(__file__).resolve().parents[2] / "shared" / "eval-dev"))
     p.add_argument("--model", default="base")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"], help="the cpu device's precision (default: %(default)s)")
     p.add_argument("--audio-ctx", nargs="+", default=["fit"], choices=["fit", "full"], help="the partials' window (and the final's with --final window)")
     p.add_argument("--final", nargs="+", default=["transcribe", "window"], choices=["transcribe", "window"], help="final decode: as a file is transcribed, or on the partials' window")
     p.add_argument("--prompt-previous", action=argparse.BooleanOptionalAction, default=None,
@@ -291,15 +292,19 @@ def main(argv=None) -> int:
     p.add_argument("--partials", action=argparse.BooleanOptionalAction, default=True, help="decode partials while speech goes on (the dictation service shows none: --no-partials)")
     args = p.parse_args(argv)
 
+    from npu_whisper_app.bench_e2e import cpu_summary
     from npu_whisper_app.pipeline import Engine, TranscribeOptions
 
     eval_dev = Path(args.eval_dev)
     audio, clips = build_sequence(eval_dev, args.clips)
-    engine = Engine(args.model, args.device)
+    engine = Engine(args.model, args.device, device_options={"precision": args.precision} if args.device == "cpu" else None)
+    cpu = cpu_summary()
+    print(f"CPU: {cpu['model']} · flags {' '.join(cpu['flags'])} · precision {args.precision}"
+          f"{' -> ' + cpu['precision_auto'] if args.precision == 'auto' else ''}", flush=True)
     print(f"{len(clips)} utterances, {len(audio) / SR:.1f} s at {args.speed}x real time; model {engine.model_name} on {engine.device_name}; "
           f"{os.cpu_count()} cores, load average before: {os.getloadavg()[0]:.2f}", flush=True)
     alone = [engine.transcribe(c["path"], TranscribeOptions(language="en")).text for c in clips]
-    report = {"model": engine.model_name, "device": engine.device_name, "cores": os.cpu_count(), "alone_wer": wer([c["ref"] for c in clips], alone), "configs": []}
+    report = {"model": engine.model_name, "device": engine.device_name, "cpu": cpu, "precision": args.precision, "cores": os.cpu_count(), "alone_wer": wer([c["ref"] for c in clips], alone), "configs": []}
     print(f"each clip transcribed alone (Engine.transcribe, 30 s window): WER {report['alone_wer']:.3f}")
     for ctx, final in [(c, f) for c in args.audio_ctx for f in args.final]:
         cost = decode_cost(engine, audio, clips, ctx, final)

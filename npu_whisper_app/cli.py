@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max_words_per_line", type=_optional_int, default=None)
     t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     t.add_argument("--progress", type=_str2bool, nargs="?", const=True, default=None, help="progress bar on stderr (default: for audio over 30 s)")
-    t.add_argument("--precision", choices=["fp32", "bf16", "int8", "auto"], default=None, help="cpu device precision: fp32 (default), bf16 (oneDNN, fp32 accumulation), int8 (dynamic quantisation), auto (bf16 where the CPU has native bf16, else fp32; `devices` says which)")
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default=None, help="cpu device precision: auto (default: bf16 where the CPU has native bf16, else fp32; `devices` says which), fp32 (openai-whisper's numbers), bf16 (oneDNN, fp32 accumulation), int8 (dynamic quantisation)")
     t.add_argument("--batched", type=_str2bool, nargs="?", const=True, default=False, help="batched long-form mode: cut the audio at pauses (Silero VAD) into chunks of at most 30 s, decode them in batches, read files forward a block at a time (default: openai-whisper's sequential loop)")
     t.add_argument("--batch_size", "--batch-size", type=int, default=8, help="chunks decoded together in --batched mode (default: %(default)s)")
     _add_speed_options(t)
@@ -126,16 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--audio", default=None, help="audio to cut windows from (default: a synthetic signal)")
     b.add_argument("--threads", type=int, default=0)
     b.add_argument("--json", action="store_true", help="print one JSON object")
-    b.add_argument("--precision", choices=["fp32", "bf16", "int8", "auto"], default=None, help="cpu device precision: fp32 (default), bf16 (oneDNN, fp32 accumulation), int8 (dynamic quantisation)")
+    b.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default=None, help="cpu device precision: auto (default: bf16 where the CPU has native bf16, else fp32), fp32, bf16 (oneDNN, fp32 accumulation), int8 (dynamic quantisation)")
     b.add_argument("--e2e", action="store_true", help="end to end: whole transcriptions, ours vs openai-whisper vs faster-whisper")
     b.add_argument("--manifest", default=None, help="eval manifest.jsonl (default: ../shared/eval-dev/manifest.jsonl from the repo root)")
     b.add_argument("--folder", default=None, help="benchmark every audio file in this folder instead of a manifest")
     b.add_argument("--long", action="store_true", help="e2e: only the long recording (the clips concatenated)")
     b.add_argument("--short", action="store_true", help="e2e: only the short clips")
-    b.add_argument("--peers", default="openai,faster-whisper", help="e2e peers, comma separated (openai, faster-whisper; '' for none)")
+    b.add_argument("--peers", default="openai,faster-whisper", help="e2e peers, comma separated (openai, faster-whisper, faster-whisper-batched, whisper.cpp; '' for none)")
     b.add_argument("--limit", type=int, default=0, help="e2e: first N items only")
     b.add_argument("--also", default="", help="e2e: our variants to run beside ours, comma separated (short-window, int8-decoder)")
     b.add_argument("--fallback", action="store_true", help="e2e: temperature fallback 0,0.2,...,1.0 (default: greedy at 0 only)")
+    b.add_argument("--batched", action="store_true", help="e2e: add our batched long-form mode (ours-batched: VAD chunks decoded 8 at a time)")
+    b.add_argument("--longform", type=float, nargs="*", default=None, metavar="MINUTES",
+                   help="e2e: add the long-form set, recordings of these many minutes built from the manifest's clips, espeak-ng speech and pauses (default with no value: 3 5)")
+    b.add_argument("--isolate", action="store_true", help="e2e: each system in its own process per round, with its peak resident memory")
     b.add_argument("--beam_size", type=_optional_int, default=None)
     _add_speed_options(b)
     return parser
@@ -463,6 +467,10 @@ def _cmd_bench_e2e(args: argparse.Namespace, device_options: dict, engine_option
             limit=args.limit,
             threads=args.threads,
             also=tuple(v.strip() for v in args.also.split(",") if v.strip()),
+            batched=args.batched,
+            longform=args.longform is not None,
+            longform_minutes=tuple(args.longform or (3.0, 5.0)),
+            isolate=args.isolate,
         )
     except (ModelError, DeviceError, ValueError, OSError) as exc:
         _err(f"error: {exc}")

@@ -26,6 +26,7 @@ import whisper
 from .audio import SAMPLE_RATE
 from .audio.decode import load_audio
 from .devices import create_device, pick_auto
+from .devices.allocator import keep_freed_memory
 from .devices.base import Device, DeviceError
 from .jobs import Cancelled, JobContext, ProgressFn, SegmentFn
 from .live.decoder import Decoded, DecoderOptions
@@ -182,6 +183,7 @@ class Engine:
     ) -> None:
         from .model.resolve import load_whisper_model, resolve_model
 
+        keep_freed_memory()
         self.recorder = recorder if recorder is not None else Recorder()
         self.notices: list[str] = []
         self._on_notice = on_notice

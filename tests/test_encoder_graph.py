@@ -27,7 +27,7 @@ def reference() -> AudioEncoder:
 
 def test_matches_openai_whisper_encoder(reference: AudioEncoder) -> None:
     mel = torch.randn(1, 80, 3000)
-    enc = TiledEncoder(reference, 2, CpuDevice(Recorder()))
+    enc = TiledEncoder(reference, 2, CpuDevice(Recorder(), precision="fp32"))
     with torch.no_grad():
         assert (enc(mel) - reference(mel)).abs().max().item() < 1e-4
 
@@ -95,7 +95,7 @@ class FlakyDevice(CpuDevice):
 def test_device_failure_falls_back_and_finishes(reference: AudioEncoder) -> None:
     rec = Recorder()
     told: list[str] = []
-    enc = TiledEncoder(reference, 2, FlakyDevice(rec, 1), fallback=lambda: CpuDevice(), on_fallback=told.append)
+    enc = TiledEncoder(reference, 2, FlakyDevice(rec, 1), fallback=lambda: CpuDevice(precision="fp32"), on_fallback=told.append)
     mel = torch.randn(1, 80, 3000)
     with torch.no_grad():
         out = enc(mel)

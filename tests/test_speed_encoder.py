@@ -75,7 +75,7 @@ def test_packed_attention_equals_contract_attention() -> None:
 
 def test_fused_residual_gemm() -> None:
     torch.manual_seed(1)
-    dev = CpuDevice(Recorder())
+    dev = CpuDevice(Recorder(), precision="fp32")
     w = dev.prepare_gemm(torch.randn(64, 96), torch.randn(96))
     x, r = torch.randn(1000, 64), torch.randn(1000, 96)
     out = dev.gemm(x, w, op="fc2", residual=r)
@@ -151,3 +151,24 @@ def test_short_window_as_a_job_option() -> None:
     assert encoded_frames(a) + encoded_frames(b) == [1280, 3000]
     assert "short_window" not in TranscribeOptions(short_window=True).whisper_kwargs(False)
     eng.close()
+
+
+@pytest.mark.parametrize("gelu,with_residual", [(True, False), (False, True), (False, False)])
+def test_bf16_gemm_bias_residual_gelu(gelu: bool, with_residual: bool) -> None:
+    """The bf16 path (no fp32 temporaries): bf16 x bf16 products, fp32 bias, residual and
+    GELU. Against fp64 on the same bf16-rounded inputs, the only other error is the
+    product's rounding to bf16 (relative 2^-8 of its size)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(2)
+    dev = CpuDevice(Recorder(), precision="bf16")
+    w32, b32 = torch.randn(256, 384) * 0.05, torch.randn(384)
+    w = dev.prepare_gemm(w32, b32)
+    x, r = torch.randn(700, 256), torch.randn(700, 384) * 4
+    out = dev.gemm(x, w, op="fc", gelu=gelu, residual=r if with_residual else None)
+    prod = x.to(torch.bfloat16).double() @ w32.to(torch.bfloat16).double()
+    want = prod + b32.double() + (r.double() if with_residual else 0)
+    if gelu:
+        want = F.gelu(want)
+    assert out.dtype == torch.float32 and out.shape == (700, 384)
+    assert (out.double() - want).abs().max().item() <= 2**-8 * prod.abs().max().item() + 1e-5

@@ -45,7 +45,7 @@ def test_encoder_parity_on_real_speech(name: str, speech_wav: Path) -> None:
 
     model = load_whisper_model(name)
     mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(load_audio(speech_wav)), model.dims.n_mels)[None]
-    ours = TiledEncoder(model.encoder, model.dims.n_audio_head, CpuDevice())
+    ours = TiledEncoder(model.encoder, model.dims.n_audio_head, CpuDevice(precision="fp32"))
     with torch.no_grad():
         err = (ours(mel) - model.encoder(mel)).abs().max().item()
     assert err <= 2e-3
@@ -164,7 +164,7 @@ def test_cli_devices_json(capsys) -> None:
 
 
 def test_cli_bench_json(capsys) -> None:
-    assert main(["bench", "--model", "tiny.en", "--device", "cpu", "--windows", "1", "--repeat", "1", "--json"]) == 0
+    assert main(["bench", "--model", "tiny.en", "--device", "cpu", "--windows", "1", "--repeat", "1", "--precision", "fp32", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     w = data["windows"][0]
     assert w["ours_s"] > 0 and w["reference_s"] > 0 and w["ratio"] > 0 and w["max_abs_err"] < 2e-3

@@ -95,7 +95,7 @@ class CpuDevice(Device):
     packed_attention = True  # attention_qkv(qkv[T,3D]) -> [T,D]
 
     def __init__(
-        self, recorder: Recorder | None = None, threads: int | None = None, precision: str = "fp32", native: bool = True
+        self, recorder: Recorder | None = None, threads: int | None = None, precision: str = "auto", native: bool = True
     ) -> None:
         """``native=False`` runs attention as torch calls from Python even where the
         compiled kernel is there (the A/B baseline)."""
@@ -185,14 +185,7 @@ class CpuDevice(Device):
             out.copy_(y)
             return
         if w.weight.dtype == torch.bfloat16:
-            y = torch.mm(x.to(torch.bfloat16), w.weight).float()
-            if w.bias is not None:
-                y.add_(w.bias)
-            if residual is not None:
-                y.add_(residual)
-            if gelu:
-                y = F.gelu(y)
-            out.copy_(y)
+            self._gemm_rows_bf16(x, w, out, gelu, residual)
             return
         if residual is not None:
             torch.addmm(residual, x, w.weight, out=out)
@@ -202,6 +195,23 @@ class CpuDevice(Device):
             torch.addmm(w.bias, x, w.weight, out=out)
         else:
             torch.mm(x, w.weight, out=out)
+        if gelu:
+            torch.ops.aten.gelu_(out)
+
+    @staticmethod
+    def _gemm_rows_bf16(x: torch.Tensor, w: CpuGemm, out: torch.Tensor, gelu: bool, residual: torch.Tensor | None) -> None:
+        """bf16 x bf16 products with fp32 accumulation (oneDNN), the bf16 result widened
+        straight into ``out`` (plus the residual), then bias and GELU in place in fp32.
+        No fp32 temporaries: a fresh [T, N] fp32 tensor per call costs more in
+        first-touch page faults than the product itself (fc1 of base: 90 ms -> 37 ms)."""
+        xb = x if x.dtype == torch.bfloat16 else x.to(torch.bfloat16)
+        y = torch.mm(xb, w.weight)
+        if residual is None:
+            out.copy_(y)
+        else:
+            torch.add(residual, y, out=out)
+        if w.bias is not None:
+            out.add_(w.bias)
         if gelu:
             torch.ops.aten.gelu_(out)
 
