@@ -303,9 +303,11 @@ inline __m512bh pair_bcast(const uint16_t* x) {
   return as_bh(_mm512_set1_epi32(v));
 }
 
-// s[r, 0:64] = q[r, :] @ panel for R rows; q: R rows of 64 bf16.
+// s[r, 0:64] = q[r, :] @ panel for R rows; q: R rows of 64 bf16. mx[r] (16 lanes) takes the
+// max of the row's scores at keys where live (the panel's keys below T), so the softmax
+// needs no pass of its own for the row max.
 template <int R>
-inline void qk_block(const uint16_t* q, const uint16_t* panel, float* s, int lds) {
+inline void qk_block(const uint16_t* q, const uint16_t* panel, float* s, int lds, __m512* mx, const __mmask16* live) {
   __m512 acc[R][4];
   for (int r = 0; r < R; ++r)
     for (int i = 0; i < 4; ++i) acc[r][i] = _mm512_setzero_ps();
@@ -322,7 +324,10 @@ inline void qk_block(const uint16_t* q, const uint16_t* panel, float* s, int lds
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int i = 0; i < 4; ++i) _mm512_storeu_ps(s + int64_t(r) * lds + 16 * i, acc[r][i]);
+    for (int i = 0; i < 4; ++i) {
+      _mm512_storeu_ps(s + int64_t(r) * lds + 16 * i, acc[r][i]);
+      mx[r] = _mm512_mask_max_ps(mx[r], live[i], mx[r], acc[r][i]);
+    }
 }
 
 // o[r, :] (+)= p[r, 2*p0:2*p1] @ v[2*p0:2*p1, :] for R rows, over key pairs p0..p1; p: bf16
@@ -350,19 +355,25 @@ inline void pv_block(const uint16_t* p, int ldp, const uint16_t* vp, int p0, int
 
 // p[j] = bf16(exp(s[j] - m)) for j < n, p[j] = 0 for n <= j < round_up(n, 16), m >= every
 // s[j]; returns the sum of the rounded values.
+inline __m512 exp_to_bf16_16(const float* s, uint16_t* p, __m512 vm, __mmask16 k) {
+  const __m512 e = _mm512_maskz_mov_ps(k, npuw::exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s), vm)));
+  const __m256bh b = _mm512_cvtneps_pbh(e);
+  __m256i bi;
+  std::memcpy(&bi, &b, 32);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), bi);
+  return widen_bf16(bi);
+}
+
 inline float exp_to_bf16(const float* s, uint16_t* p, int n, float m) {
   const __m512 vm = _mm512_set1_ps(m);
-  __m512 acc = _mm512_setzero_ps();
-  for (int j = 0; j < n; j += 16) {
-    const __mmask16 k = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
-    const __m512 e = _mm512_maskz_mov_ps(k, npuw::exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), vm)));
-    const __m256bh b = _mm512_cvtneps_pbh(e);
-    std::memcpy(p + j, &b, 32);
-    __m256i bi;
-    std::memcpy(&bi, &b, 32);
-    acc = _mm512_add_ps(acc, widen_bf16(bi));
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int j = 0;
+  for (; j + 32 <= n; j += 32) {
+    acc0 = _mm512_add_ps(acc0, exp_to_bf16_16(s + j, p + j, vm, 0xFFFF));
+    acc1 = _mm512_add_ps(acc1, exp_to_bf16_16(s + j + 16, p + j + 16, vm, 0xFFFF));
   }
-  return _mm512_reduce_add_ps(acc);
+  for (; j < n; j += 16) acc0 = _mm512_add_ps(acc0, exp_to_bf16_16(s + j, p + j, vm, n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1)));
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
 // One query tile (at most 64 rows) of one head over all T keys; s: rows * tp floats of
@@ -375,16 +386,22 @@ void attend_tile(const float* base, const uint16_t* kp, const uint16_t* vp, floa
     const float* q = base + int64_t(r0 + r) * D3 + head * HD;
     for (int c = 0; c < HD; c += 16) store_bf16(qs + r * HD + c, _mm512_mul_ps(_mm512_loadu_ps(q + c), scale));
   }
+  __m512 mx[64];
+  for (int r = 0; r < rows; ++r) mx[r] = _mm512_set1_ps(-INFINITY);
   for (int j = 0; j < tp; j += KP) {
     const uint16_t* panel = kp + int64_t(j) * HD;
-#define QK(R) qk_block<R>(qs + r * HD, panel, s + int64_t(r) * tp + j, tp)
+    __mmask16 live[4];
+    for (int i = 0; i < 4; ++i) {
+      const int n = std::clamp(T - j - 16 * i, 0, 16);
+      live[i] = n == 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+    }
+#define QK(R) qk_block<R>(qs + r * HD, panel, s + int64_t(r) * tp + j, tp, mx + r, live)
     NPUW_ROW_BLOCKS(rows, QK);
 #undef QK
   }
   float inv[64];
   for (int r = 0; r < rows; ++r) {
-    const float* sr = s + int64_t(r) * tp;
-    inv[r] = 1.0f / exp_to_bf16(sr, p + int64_t(r) * tp, T, row_max(sr, T));
+    inv[r] = 1.0f / exp_to_bf16(s + int64_t(r) * tp, p + int64_t(r) * tp, T, _mm512_reduce_max_ps(mx[r]));
   }
   const int pairs = (T + 1) / 2;  // an odd T's last pair has p = 0 (and v = 0) for key T
   for (int k0 = 0; k0 < pairs; k0 += VB / 2) {
