@@ -74,11 +74,12 @@ def test_both_kernel_paths_match_sdpa(use_fused: bool, t: int, spread: float) ->
 BF16_U = 2.0**-9  # bf16's unit roundoff: 8 significand bits, round to nearest even
 
 
-@pytest.mark.parametrize("t,spread", [(1500, 2.0), (1499, 2.0), (640, 2.0), (65, 2.0), (64, 1.0), (37, 1.0), (3, 1.0), (2, 1.0), (1, 1.0), (1500, 25.0), (333, 8.0)])
+@pytest.mark.parametrize("t,spread", [(1500, 2.0), (1499, 2.0), (640, 2.0), (257, 4.0), (256, 2.0), (65, 2.0), (64, 1.0), (37, 1.0), (3, 1.0), (2, 1.0), (1, 1.0), (1500, 25.0), (333, 8.0)])
 def test_bf16_kernel_path_matches_sdpa(t: int, spread: float) -> None:
     """The bf16 products (vdpbf16ps; precision bf16 on CPUs with AVX512_BF16), called
     directly, against float64 SDPA, over 1..1500 frames (odd counts: a last key pair of one
-    key; tails past 16 and 64 keys; last query tiles under 6 rows).
+    key; tails past 16 and 64 keys and past the online softmax's 256-key chunks, down to one
+    key; last query tiles under 6 rows; wide spreads, where a later chunk raises the max).
 
     The kernel rounds q/8, K and V to bf16 (round to nearest even) and p = exp(s - max) to
     bf16, and does the rest in fp32. So against float64 SDPA of the *rounded* inputs the only

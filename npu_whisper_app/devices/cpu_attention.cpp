@@ -242,9 +242,13 @@ bool has_fused() { return false; }
 //   per pair of keys (k, k+1), the 64 columns' two values (vp[k / 2][c][k % 2]).
 // - q is scaled by 1/8 (exact) and rounded to bf16; each row's pair (q[c], q[c+1]) is one
 //   32-bit broadcast.
-// - scores accumulate in fp32; the softmax is fp32 over the whole row (its max, then the
-//   Cephes exp, as fused::); p = exp(s - max) is rounded to bf16 and the row sum adds the
-//   rounded values, so the weights that multiply V sum to exactly what divides.
+// - scores accumulate in fp32; the softmax is fp32 and online, over chunks of KC keys (a
+//   running max and sum per row; what earlier chunks added to the output and the sum is
+//   rescaled when the max grows), with the Cephes exp of fused::; the row max is taken as
+//   the scores are stored. p = exp(s - max) is rounded to bf16 and the sum adds the rounded
+//   values, so the weights that multiply V sum to what divides (up to fp32 rounding).
+//   Chunks keep a tile's scores and p in L1/L2 (a whole row of scores for 64 rows, 390 KB,
+//   did not fit beside K and V).
 // Compiled where the compiler knows AVX512_BF16 (GCC >= 10, clang >= 9; a target pragma,
 // so -march need not include it) and run only where cpuid says the CPU has it.
 #if defined(__AVX512F__) && ((defined(__clang__) && __clang_major__ >= 9) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 10))
@@ -264,7 +268,7 @@ namespace bf16k {
 
 constexpr int HD = 64;   // head width
 constexpr int KP = 64;   // keys per K panel (8 KB in bf16)
-constexpr int VB = 128;  // keys per block of V (16 KB in bf16)
+constexpr int KC = 256;  // keys per chunk of the online softmax (K and V chunks: 32 KB each in bf16)
 
 // 16 floats rounded to bf16 (nearest even), as 16 uint16 at dst.
 inline void store_bf16(uint16_t* dst, __m512 x) {
@@ -331,12 +335,14 @@ inline void qk_block(const uint16_t* q, const uint16_t* panel, float* s, int lds
 }
 
 // o[r, :] (+)= p[r, 2*p0:2*p1] @ v[2*p0:2*p1, :] for R rows, over key pairs p0..p1; p: bf16
-// rows ldp apart; o: R x 64 scratch (zero when first).
+// rows ldp apart; o: R x 64 scratch (ignored when first, else first scaled by c[r]).
 template <int R>
-inline void pv_block(const uint16_t* p, int ldp, const uint16_t* vp, int p0, int p1, float* o, bool first) {
+inline void pv_block(const uint16_t* p, int ldp, const uint16_t* vp, int p0, int p1, float* o, bool first, const float* c) {
   __m512 acc[R][4];
-  for (int r = 0; r < R; ++r)
-    for (int i = 0; i < 4; ++i) acc[r][i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(o + r * HD + 16 * i);
+  for (int r = 0; r < R; ++r) {
+    const __m512 cr = first ? _mm512_setzero_ps() : _mm512_set1_ps(c[r]);
+    for (int i = 0; i < 4; ++i) acc[r][i] = first ? cr : _mm512_mul_ps(_mm512_loadu_ps(o + r * HD + 16 * i), cr);
+  }
   for (int k = p0; k < p1; ++k) {
     const uint16_t* vr = vp + int64_t(k) * 2 * HD;
     const __m512bh v0 = as_bh(_mm512_loadu_si512(vr)), v1 = as_bh(_mm512_loadu_si512(vr + 32)),
@@ -376,42 +382,52 @@ inline float exp_to_bf16(const float* s, uint16_t* p, int n, float m) {
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
-// One query tile (at most 64 rows) of one head over all T keys; s: rows * tp floats of
-// scratch, p: rows * tp bf16, qs: rows * 64 bf16, os: rows * 64 floats.
-void attend_tile(const float* base, const uint16_t* kp, const uint16_t* vp, float* obase, int T, int tp, int D, int head,
-                 int r0, int rows, float* s, uint16_t* p, uint16_t* qs, float* os) {
+// One query tile (at most 64 rows) of one head over all T keys; s: rows * KC floats of
+// scratch, p: rows * KC bf16, qs: rows * 64 bf16, os: rows * 64 floats.
+void attend_tile(const float* base, const uint16_t* kp, const uint16_t* vp, float* obase, int T, int D, int head, int r0, int rows,
+                 float* s, uint16_t* p, uint16_t* qs, float* os) {
   const int D3 = 3 * D;
   const __m512 scale = _mm512_set1_ps(1.0f / std::sqrt(float(HD)));  // 1/8: exact
   for (int r = 0; r < rows; ++r) {
     const float* q = base + int64_t(r0 + r) * D3 + head * HD;
     for (int c = 0; c < HD; c += 16) store_bf16(qs + r * HD + c, _mm512_mul_ps(_mm512_loadu_ps(q + c), scale));
   }
-  __m512 mx[64];
-  for (int r = 0; r < rows; ++r) mx[r] = _mm512_set1_ps(-INFINITY);
-  for (int j = 0; j < tp; j += KP) {
-    const uint16_t* panel = kp + int64_t(j) * HD;
-    __mmask16 live[4];
-    for (int i = 0; i < 4; ++i) {
-      const int n = std::clamp(T - j - 16 * i, 0, 16);
-      live[i] = n == 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
-    }
-#define QK(R) qk_block<R>(qs + r * HD, panel, s + int64_t(r) * tp + j, tp, mx + r, live)
-    NPUW_ROW_BLOCKS(rows, QK);
+  float m[64], l[64], c[64];
+  for (int k0 = 0; k0 < T; k0 += KC) {
+    const int kn = std::min(KC, T - k0);  // keys in this chunk
+    __m512 mx[64];
+    for (int r = 0; r < rows; ++r) mx[r] = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < kn; j += KP) {
+      const uint16_t* panel = kp + int64_t(k0 + j) * HD;
+      __mmask16 live[4];
+      for (int i = 0; i < 4; ++i) {
+        const int n = std::clamp(kn - j - 16 * i, 0, 16);
+        live[i] = n == 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+      }
+#define QK(R) qk_block<R>(qs + r * HD, panel, s + int64_t(r) * KC + j, KC, mx + r, live)
+      NPUW_ROW_BLOCKS(rows, QK);
 #undef QK
-  }
-  float inv[64];
-  for (int r = 0; r < rows; ++r) {
-    inv[r] = 1.0f / exp_to_bf16(s + int64_t(r) * tp, p + int64_t(r) * tp, T, _mm512_reduce_max_ps(mx[r]));
-  }
-  const int pairs = (T + 1) / 2;  // an odd T's last pair has p = 0 (and v = 0) for key T
-  for (int k0 = 0; k0 < pairs; k0 += VB / 2) {
-    const int k1 = std::min(pairs, k0 + VB / 2);
-#define PV(R) pv_block<R>(p + int64_t(r) * tp, tp, vp, k0, k1, os + r * HD, k0 == 0)
+    }
+    for (int r = 0; r < rows; ++r) {
+      const float mb = _mm512_reduce_max_ps(mx[r]);
+      const float m_new = k0 == 0 ? mb : std::max(m[r], mb);
+      const float sum = exp_to_bf16(s + int64_t(r) * KC, p + int64_t(r) * KC, kn, m_new);
+      if (k0 == 0) {
+        l[r] = sum;
+      } else {  // what earlier chunks added, rescaled to this max
+        c[r] = std::exp(m[r] - m_new);
+        l[r] = l[r] * c[r] + sum;
+      }
+      m[r] = m_new;
+    }
+    const int pairs = (kn + 1) / 2;  // an odd T's last pair has p = 0 (and v = 0) for key T
+    const uint16_t* vc = vp + int64_t(k0) * HD;
+#define PV(R) pv_block<R>(p + int64_t(r) * KC, KC, vc, 0, pairs, os + r * HD, k0 == 0, c + r)
     NPUW_ROW_BLOCKS(rows, PV);
 #undef PV
   }
   for (int r = 0; r < rows; ++r) {
-    const __m512 sc = _mm512_set1_ps(inv[r]);
+    const __m512 sc = _mm512_set1_ps(1.0f / l[r]);
     float* o = obase + int64_t(r0 + r) * D + head * HD;
     for (int i = 0; i < 4; ++i) _mm512_storeu_ps(o + 16 * i, _mm512_mul_ps(_mm512_loadu_ps(os + r * HD + 16 * i), sc));
   }
@@ -494,14 +510,12 @@ void attention(const at::Tensor& qkv, int64_t n_head, int64_t tile, int64_t kv_b
     const auto kp_of = [&](int64_t h) { return kv.data() + h * tp * d; };
     const auto vp_of = [&](int64_t h) { return kv.data() + (n_head + h) * tp * d; };
     struct Scratch { std::vector<float> s, os; std::vector<uint16_t> p, qs; };
+    const size_t chunk = size_t(tile) * bf16k::KC;
     run_timed(
         n_head, n_tiles, tile, T, tb, [&](int64_t h) { bf16k::copy_kv(base, kp_of(h), vp_of(h), T, D, h); },
-        [&] {
-          return Scratch{std::vector<float>(size_t(tile) * tp), std::vector<float>(size_t(tile) * d), std::vector<uint16_t>(size_t(tile) * tp),
-                         std::vector<uint16_t>(size_t(tile) * d)};
-        },
+        [&] { return Scratch{std::vector<float>(chunk), std::vector<float>(size_t(tile) * d), std::vector<uint16_t>(chunk), std::vector<uint16_t>(size_t(tile) * d)}; },
         [&](int64_t h, int r0, int rows, Scratch& sc) {
-          bf16k::attend_tile(base, kp_of(h), vp_of(h), obase, T, tp, D, h, r0, rows, sc.s.data(), sc.p.data(), sc.qs.data(), sc.os.data());
+          bf16k::attend_tile(base, kp_of(h), vp_of(h), obase, T, D, h, r0, rows, sc.s.data(), sc.p.data(), sc.qs.data(), sc.os.data());
         });
     return;
   }
