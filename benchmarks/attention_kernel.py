@@ -1,11 +1,14 @@
-"""The cpu device's attention kernel: its AVX-512 loops against its BLAS path (and torch's
-SDPA), one encoder layer's attention at a time.
+"""The cpu device's attention kernel: its bf16 products (vdpbf16ps, precision bf16 on CPUs
+with AVX512_BF16) and its fp32 AVX-512 loops against its BLAS path (and torch's SDPA), one
+encoder layer's attention at a time.
 
     python benchmarks/attention_kernel.py [--frames 1500] [--heads 8] [--repeat 20]
 
-Prints, per path, the best and median time of one layer's attention (all heads, all
-query tiles, on torch's threads) and its GFLOP/s (4 * T^2 * D multiply-adds counted as 2
-flops each), and the ratio of the BLAS path's time to the AVX-512 loops'.
+Prints the CPU's model and flags, then per path the best and median time of one layer's
+attention (all heads, all query tiles, on torch's threads) and its GFLOP/s (4 * T^2 * D
+multiply-adds counted as 2 flops each), and the ratios of the medians (all paths run
+interleaved, so drift in the machine's speed hits them alike). The bf16 path's max-abs
+difference from the fp32 loops' output is printed too.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from npu_whisper_app.devices import cpu_native  # noqa: E402
 from npu_whisper_app.devices.base import TILE  # noqa: E402
+from npu_whisper_app.devices.cpuinfo import cpu_info  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -45,6 +49,11 @@ def main(argv=None) -> int:
     times = torch.empty(h, 1 + n_tiles, 2, dtype=torch.int64)
     flops = 4 * t * t * h * d
 
+    out_bf16 = torch.empty(t, h * d)
+
+    def bf16() -> None:
+        kernel.attention(qkv, h, TILE, 0, out_bf16, times, True, True)
+
     def avx512() -> None:
         kernel.attention(qkv, h, TILE, 0, out, times, True)
 
@@ -55,9 +64,15 @@ def main(argv=None) -> int:
         s = qkv.view(t, 3, h, d).permute(1, 2, 0, 3)
         torch.nn.functional.scaled_dot_product_attention(s[0], s[1], s[2])
 
-    paths = {"avx512 loops": avx512, "blas sgemm": blas, "torch sdpa": sdpa}
+    paths = {"bf16 dpbf16": bf16, "avx512 loops": avx512, "blas sgemm": blas, "torch sdpa": sdpa}
     if not kernel.has_fused():
         del paths["avx512 loops"]
+    if not kernel.has_bf16() or d != 64:
+        del paths["bf16 dpbf16"]
+    info = cpu_info()
+    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+    print(f"CPU: {info.model_name or 'unknown'} · flags {' '.join(f for f in wanted if f in info.flags) or '(none of interest)'}")
+    print(f"kernel: fp32 avx512 loops {'yes' if kernel.has_fused() else 'no'}, bf16 products {'yes' if kernel.has_bf16() else 'no'}")
     results: dict[str, list[float]] = {k: [] for k in paths}
     for f in paths.values():
         f()
@@ -69,9 +84,14 @@ def main(argv=None) -> int:
     print(f"attention, {t} frames x {h} heads x {d}, {torch.get_num_threads()} threads, best (median) of {args.repeat}")
     for name, ts in results.items():
         print(f"  {name:13} {min(ts) * 1e3:7.2f} ms ({statistics.median(ts) * 1e3:7.2f})  {flops / min(ts) / 1e9:6.1f} GFLOP/s")
-    if "avx512 loops" in results:
-        a = statistics.median(results["avx512 loops"])
-        print(f"  blas / avx512 loops: {statistics.median(results['blas sgemm']) / a:.2f}x; sdpa / avx512 loops: {statistics.median(results['torch sdpa']) / a:.2f}x (medians)")
+    med = {k: statistics.median(v) for k, v in results.items()}
+    if "avx512 loops" in med:
+        a = med["avx512 loops"]
+        print(f"  blas / avx512 loops: {med['blas sgemm'] / a:.2f}x; sdpa / avx512 loops: {med['torch sdpa'] / a:.2f}x (medians)")
+    if "bf16 dpbf16" in med:
+        b = med["bf16 dpbf16"]
+        fp32 = "avx512 loops" if "avx512 loops" in med else "blas sgemm"
+        print(f"  {fp32} / bf16 dpbf16: {med[fp32] / b:.2f}x (medians); bf16 vs fp32 output max-abs {(out_bf16 - out).abs().max().item():.2e}")
     return 0
 
 

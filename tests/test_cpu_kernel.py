@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from npu_whisper_app.devices import cpu_native
 from npu_whisper_app.devices.cpu import CpuDevice
+from npu_whisper_app.devices.cpuinfo import cpu_flags
 from npu_whisper_app.profiling import Recorder
 
 
@@ -70,6 +71,71 @@ def test_both_kernel_paths_match_sdpa(use_fused: bool, t: int, spread: float) ->
     assert (out - exact).abs().max().item() <= max(2e-5, 1.5 * sdpa_err)
 
 
+BF16_U = 2.0**-9  # bf16's unit roundoff: 8 significand bits, round to nearest even
+
+
+@pytest.mark.parametrize("t,spread", [(1500, 2.0), (1499, 2.0), (640, 2.0), (257, 4.0), (256, 2.0), (65, 2.0), (64, 1.0), (37, 1.0), (3, 1.0), (2, 1.0), (1, 1.0), (1500, 25.0), (333, 8.0)])
+def test_bf16_kernel_path_matches_sdpa(t: int, spread: float) -> None:
+    """The bf16 products (vdpbf16ps; precision bf16 on CPUs with AVX512_BF16), called
+    directly, against float64 SDPA, over 1..1500 frames (odd counts: a last key pair of one
+    key; tails past 16 and 64 keys and past the online softmax's 256-key chunks, down to one
+    key; last query tiles under 6 rows; wide spreads, where a later chunk raises the max).
+
+    The kernel rounds q/8, K and V to bf16 (round to nearest even) and p = exp(s - max) to
+    bf16, and does the rest in fp32. So against float64 SDPA of the *rounded* inputs the only
+    bf16 error left is p's: each weight p_k(1+d_k)/sum_j p_j(1+d_j), |d| <= u = 2^-9, moves
+    by at most 2u/(1-u) of itself, and since the weights still sum to 1 an output column moves
+    by at most u/(1-u) * (max_k v_kc - min_k v_kc). Tolerance: that, plus fp32's share (the
+    fp32 kernel's own 2e-5, scaled by the values' size). Against the exact inputs it is that plus
+    what rounding the inputs to bf16 does to float64 SDPA itself (measured here)."""
+    kernel = cpu_native.load_attention_kernel()
+    assert kernel is not None
+    flags = set(cpu_flags())
+    assert kernel.has_bf16() == ("avx512_bf16" in flags and "avx512f" in flags)
+    if not kernel.has_bf16():
+        pytest.skip("this CPU has no AVX512_BF16: precision bf16 keeps the fp32 attention kernel")
+    n_head, d = 3, 64
+    torch.manual_seed(1000 + t)
+    qkv = torch.randn(t, 3 * n_head * d) * spread
+    out = torch.empty(t, n_head * d)
+    times = torch.empty(n_head, 1 + math.ceil(t / 64), 2, dtype=torch.int64)
+    kernel.attention(qkv, n_head, 64, 0, out, times, True, True)
+    assert torch.isfinite(out).all()
+    assert (times[..., 0] > 0).all() and (times[..., 1] >= times[..., 0]).all()
+    exact = sdpa_reference(qkv.double(), n_head)
+    rounded = sdpa_reference(qkv.bfloat16().double(), n_head)  # the kernel's inputs, exactly
+    v = qkv.bfloat16().double().view(t, 3, n_head, d)[:, 2].reshape(t, n_head * d)
+    p_bound = BF16_U / (1 - BF16_U) * (v.amax(0) - v.amin(0))  # per output column
+    fp32_slack = 2e-5 * max(1.0, v.abs().max().item())
+    err_rounded = (out.double() - rounded).abs()
+    assert (err_rounded <= p_bound + fp32_slack).all(), (err_rounded.max().item(), p_bound.max().item())
+    input_err = (rounded - exact).abs()
+    err = (out.double() - exact).abs()
+    assert (err <= input_err + p_bound + fp32_slack).all(), (err.max().item(), input_err.max().item())
+    # and far closer than the worst case: the rounding errors are not all of one sign
+    assert err.max().item() <= input_err.max().item() + 0.5 * p_bound.max().item() + fp32_slack
+
+
+def test_bf16_device_uses_the_bf16_kernel_path() -> None:
+    """precision bf16 runs attention's products in bf16 where the CPU has AVX512_BF16 (fp32
+    elsewhere, and always at fp32): same events, numbers within bf16's reach of fp32's."""
+    kernel = cpu_native.load_attention_kernel()
+    assert kernel is not None
+    bf16 = CpuDevice(Recorder(), precision="bf16")
+    assert bf16.attention_bf16 == bool(kernel.has_bf16()) == CpuDevice.probe().details["attention_bf16"]
+    assert not CpuDevice(Recorder(), precision="fp32").attention_bf16
+    assert not CpuDevice(Recorder(), precision="bf16", native=False).attention_bf16
+    torch.manual_seed(5)
+    qkv = torch.randn(1500, 3 * 4 * 64)
+    a = bf16.attention_qkv(qkv, 4)
+    ref = sdpa_reference(qkv, 4)
+    err = (a - ref).abs().max().item()
+    if bf16.attention_bf16:
+        assert 1e-4 < err < 0.02, err  # bf16's rounding shows, and stays small
+    else:
+        assert err < 2e-5
+
+
 def test_compiled_attention_sees_all_frames() -> None:
     """A key far outside the query's own tile must change the result, as in the contract test."""
     t, d = 1500, 64
@@ -82,10 +148,11 @@ def test_compiled_attention_sees_all_frames() -> None:
     assert abs(out[0, 0].item() - expected) < 1e-4
 
 
-def test_compiled_tiles_are_real_dispatch_events() -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_compiled_tiles_are_real_dispatch_events(precision: str) -> None:
     t, n_head, d = 1500, 4, 64
     rec = Recorder()
-    dev = CpuDevice(rec)
+    dev = CpuDevice(rec, precision=precision)
     before = time.perf_counter_ns()
     dev.attention_qkv(torch.randn(t, 3 * n_head * d), n_head)
     after = time.perf_counter_ns()

@@ -7,7 +7,7 @@ import torch
 import whisper
 from fixtures_models import EVAL_DEV, JFK_TEXT, decode_16k, normalise
 
-from npu_whisper_app.devices import cpu
+from npu_whisper_app.devices import cpu, cpu_native
 from npu_whisper_app.devices.cpu import CpuDevice, choose_precision, precision_summary
 from npu_whisper_app.model.encoder import TiledEncoder
 from npu_whisper_app.model.resolve import load_whisper_model
@@ -35,13 +35,16 @@ def test_auto_device_uses_this_cpus_choice() -> None:
 
 
 def test_bf16_encoder_error_and_words() -> None:
-    """bf16 gemms (fp32 accumulation) stay near openai-whisper's fp32 encoder and keep
-    the words of the JFK clip (runs emulated, slower, on CPUs without native bf16)."""
+    """bf16 gemms (fp32 accumulation), and on CPUs with AVX512_BF16 attention's bf16
+    products, stay near openai-whisper's fp32 encoder and keep the words of the JFK clip
+    (runs emulated, slower, on CPUs without native bf16)."""
     model = load_whisper_model("tiny.en")
     ref = model.encoder
     audio = decode_16k(EVAL_DEV / "jfk.flac")
     mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(audio))[None]
-    enc = TiledEncoder(ref, model.dims.n_audio_head, CpuDevice(Recorder(), precision="bf16"))
+    dev = CpuDevice(Recorder(), precision="bf16")
+    assert dev.attention_bf16 == cpu_native.attention_bf16_available()
+    enc = TiledEncoder(ref, model.dims.n_audio_head, dev)
     with torch.inference_mode():
         want = ref(mel)
         got = enc(mel)

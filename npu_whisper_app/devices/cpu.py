@@ -17,6 +17,9 @@ as torch calls from Python.
 fp32 accumulation through oneDNN. It is only fast on CPUs with native bf16
 (avx512_bf16 / AMX); elsewhere oneDNN emulates it and it is slower than fp32.
 ``precision="auto"`` picks bf16 there and fp32 elsewhere (:func:`choose_precision`).
+With bf16 on a CPU with AVX512_BF16, the compiled attention kernel also runs its two
+products (q @ K^T, p @ V) as bf16 x bf16 with fp32 accumulation (vdpbf16ps) for a head
+width of 64; its softmax stays fp32. Elsewhere attention is the fp32 kernel.
 """
 
 from __future__ import annotations
@@ -111,6 +114,9 @@ class CpuDevice(Device):
         self.precision = precision
         self.chunk_rows = CHUNK_ROWS
         self._kernel = cpu_native.load_attention_kernel() if native else None
+        #: attention's two products in bf16 (vdpbf16ps, fp32 accumulation and softmax): with
+        #: precision bf16, where the kernel has them and the CPU has AVX512_BF16 (head width 64)
+        self.attention_bf16 = precision == "bf16" and self._kernel is not None and bool(self._kernel.has_bf16())
         # With the compiled kernel every op runs on torch's own intra-op threads (gemms on
         # BLAS's, attention through at::parallel_for): one pool, no second set of threads
         # competing with OpenMP's spinning ones. Without it, on a pool of Python threads.
@@ -127,6 +133,7 @@ class CpuDevice(Device):
             description=f"{platform.processor() or platform.machine()} · {os.cpu_count()} logical cores · torch {torch.__version__}",
             details={
                 "attention_kernel": cpu_native.kernel_status(),
+                "attention_bf16": cpu_native.attention_bf16_available(),
                 "decoder_kernel": cpu_native.DECODER_F16.status(),
                 "native_bf16": native_bf16(),
                 "precision_auto": precision_summary(),
@@ -310,7 +317,7 @@ class CpuDevice(Device):
         t = qkv.shape[0]
         d = qkv.shape[1] // 3 // n_head
         times = torch.empty(n_head, 1 + len(tiles), 2, dtype=torch.int64)
-        self._kernel.attention(qkv, n_head, TILE, 0, out, times)
+        self._kernel.attention(qkv, n_head, TILE, 0, out, times, True, self.attention_bf16)
         record, name = self.recorder.record, self.name
         flops, nbytes = 4 * t * d, 4 * (2 * d + 2 * t * d)
         for i, head_times in enumerate(times.tolist()):

@@ -134,5 +134,12 @@ def kernel_status() -> str:
     return ATTENTION.status()
 
 
+def attention_bf16_available() -> bool:
+    """True when the attention kernel is built with its bf16 products and the CPU has
+    AVX512_BF16 (what ``precision="bf16"`` then uses for attention)."""
+    kernel = ATTENTION.load()
+    return kernel is not None and bool(kernel.has_bf16())
+
+
 def load_decoder_kernel() -> ModuleType | None:
     return DECODER_F16.load()
