@@ -72,6 +72,8 @@ class DictationService:
             restore_token=settings.remote_desktop_token or None,
             on_token=self._keep_token,
         )
+        if getattr(self.delivery, "on_notice", False) is None:  # a delivery made elsewhere tells the user here too
+            self.delivery.on_notice = lambda m: self._notice(m, False)
         self.sink = DeliverySink(self.delivery, UtteranceJoiner(SpokenCommands() if settings.spoken_commands else None), on_delivered)
         self.monitor = QuietMicMonitor()
         self.state = IDLE
