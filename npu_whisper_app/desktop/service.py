@@ -82,6 +82,7 @@ class DictationService:
         self._lock = threading.RLock()
         self._last_activity = 0.0
         self._watch: threading.Thread | None = None
+        self._stopper: threading.Thread | None = None
         self._closed = False
         self._sound_told = False
 
@@ -178,6 +179,7 @@ class DictationService:
                 return
             self._set_state(DECODING)
         t = threading.Thread(target=self._finish, args=(session,), name="dictate-stop", daemon=True)
+        self._stopper = t
         t.start()
         if wait:
             t.join()
@@ -211,8 +213,13 @@ class DictationService:
         self.stop(wait=False)
 
     def close(self) -> None:
+        """Stop (the last words still decoded and delivered) and wait until the session
+        has ended, a stop already under way included: the microphone is closed after this."""
         self._closed = True
         self.stop(wait=True)
+        stopper = self._stopper
+        if stopper is not None:
+            stopper.join()
         self.sink.close()
 
     # -- events --------------------------------------------------------------------------
