@@ -174,11 +174,13 @@ def serve(args: argparse.Namespace, ui_runner: Callable | None = None) -> int:
     """Run the dictation service until ``--quit``, Ctrl+C or the UI's quit. ``ui_runner(service,
     ui, quit_event, hint)`` runs a UI loop (the tray, from gui/) and sets ``ui["tray"]`` to an
     object with ``on_state``/``on_notice``; without it the service runs in the terminal."""
-    from .desktop import environment
     from .desktop.control import ControlError, ControlServer
-    from .desktop.service import DictationService
+    from .desktop.service import DictationService, start_hotkey
 
     settings = _settings_from_args(args)
+    if settings.method == "off":  # the app's "only in this window": the service has no window
+        _err("note: the saved delivery method is 'only in the app's window'; the service pastes instead (--method to choose)")
+        settings.method = "paste"
     if settings.mode not in ("toggle", "push-to-talk") or settings.method not in ("paste", "type", "clipboard"):
         _err(f"error: bad saved setting (mode {settings.mode!r}, method {settings.method!r}); fix or delete the settings file")
         return 2
@@ -193,9 +195,9 @@ def serve(args: argparse.Namespace, ui_runner: Callable | None = None) -> int:
             return {"ok": True, "state": "quitting"}
         return {"ok": False, "error": "the dictation service is still loading the model; try again in a moment"}
 
-    server = ControlServer(handle)
+    server = ControlServer(handle, owner="service")
     try:
-        server.start()  # first: a second service says so before loading a model
+        server.start()  # first: a second service (or the app, serving) says so before loading a model
     except (ControlError, OSError) as exc:
         _err(f"error: {exc}")
         return 1
@@ -236,26 +238,7 @@ def serve(args: argparse.Namespace, ui_runner: Callable | None = None) -> int:
 
     service.close = close_and_quit  # "quit" from the control socket ends the process
     ref.append(service)
-    hotkey = None
-    hint = "npu-whisper dictate --toggle"
-    kind = environment.session_type()
-    if not args.no_hotkey and kind == "x11":
-        from .desktop.hotkey import HotkeyError, X11Hotkey
-
-        if settings.mode == "toggle":
-            on_press, on_release = service.toggle, None
-        else:
-            on_press, on_release = service.start, lambda: service.stop(wait=False)
-        try:
-            hotkey = X11Hotkey(settings.hotkey, on_press, on_release)
-            hotkey.start()
-            hint = f"{settings.hotkey} ({'toggle' if settings.mode == 'toggle' else 'hold to talk'}) or {hint}"
-        except HotkeyError as exc:
-            hotkey = None
-            on_notice(str(exc), False)
-    elif not args.no_hotkey and kind == "wayland":
-        hotkey = _portal_hotkey(settings, service, on_notice)
-        hint = f"{settings.hotkey} (if the desktop confirmed it) or {hint}"
+    hotkey, hint = start_hotkey(settings, service, on_notice) if not args.no_hotkey else (None, "npu-whisper dictate --toggle")
     _err(f"dictation service ready: {hint}; text goes into the focused window via {service.delivery.keyboard.name if service.delivery.keyboard else 'the clipboard only'}")
     try:
         if ui_runner is not None:
@@ -274,35 +257,6 @@ def serve(args: argparse.Namespace, ui_runner: Callable | None = None) -> int:
         orig_close()
         close_engine()
     return 0
-
-
-def _portal_hotkey(settings, service, on_notice):
-    """The GlobalShortcuts portal (KDE, GNOME 48+), bound on a thread of its own: the
-    desktop may show the user a confirmation dialog first."""
-    from .desktop.hotkey import HotkeyError
-    from .desktop.portal_hotkey import PortalHotkey, PortalUnavailable
-
-    if settings.mode == "toggle":
-        on_press, on_release = service.toggle, None
-    else:
-        on_press, on_release = service.start, lambda: service.stop(wait=False)
-    try:
-        hk = PortalHotkey(settings.hotkey, on_press, on_release)
-    except HotkeyError as exc:
-        on_notice(f"no global hotkey: {exc}; bind a key to `npu-whisper dictate --toggle` in your desktop's keyboard shortcut settings", False)
-        return None
-
-    def bind() -> None:
-        try:
-            hk.start()
-            on_notice(f"global hotkey {settings.hotkey} registered with the desktop (GlobalShortcuts portal)", False)
-        except PortalUnavailable as exc:
-            on_notice(f"{exc}: bind a key to `npu-whisper dictate --toggle` in your desktop's keyboard shortcut settings", False)
-        except HotkeyError as exc:
-            on_notice(f"the global hotkey was not registered ({exc}); `npu-whisper dictate --toggle` still works", False)
-
-    threading.Thread(target=bind, name="dictate-portal-bind", daemon=True).start()
-    return hk
 
 
 def _has_qt() -> bool:

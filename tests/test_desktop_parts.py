@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npu_whisper_app.desktop.control import ControlError, ControlServer, request
+from npu_whisper_app.desktop.control import ControlError, ControlServer, SocketTaken, request
 from npu_whisper_app.desktop.delivery import is_terminal
 from npu_whisper_app.desktop.hotkey import HotkeyError, parse_hotkey
 from npu_whisper_app.desktop.service import DictationService
-from npu_whisper_app.desktop.settings import DictateSettings, load_settings, save_settings
+from npu_whisper_app.desktop.settings import DictateSettings, load_settings, save_settings, update_settings
 from npu_whisper_app.desktop.vocabulary import VocabularyDecoder, vocabulary_prompt
 from npu_whisper_app.live.decoder import Decoded
 from npu_whisper_app.live.sources import FilePlayer
@@ -86,6 +86,12 @@ def test_settings_round_trip_and_a_bad_file_is_set_aside(tmp_path: Path) -> None
     path.write_text(json.dumps({"vocabulary": "a, b", "colour": "red"}))
     assert load_settings(path, problems.append).vocabulary == ["a", "b"]
     assert "colour" in problems[-1]
+    # a change saved by one program keeps what another saved
+    save_settings(DictateSettings(hotkey="<Super>F9"), path)
+    assert update_settings(path, sounds=True).hotkey == "<Super>F9"
+    assert load_settings(path) == DictateSettings(hotkey="<Super>F9", sounds=True)
+    with pytest.raises(TypeError):
+        update_settings(path, colour="red")
 
 
 def test_control_socket_answers_and_refuses_a_second_server(tmp_path: Path) -> None:
@@ -96,13 +102,22 @@ def test_control_socket_answers_and_refuses_a_second_server(tmp_path: Path) -> N
     server = ControlServer(lambda c: (seen.append(c), {"ok": True, "state": "idle"})[1], path)
     server.start()
     try:
-        assert request("toggle", path) == {"ok": True, "state": "idle"}
+        assert request("toggle", path) == {"ok": True, "state": "idle", "owner": "service"}
         assert request("bogus", path)["ok"] is False
         assert seen == ["toggle"]
         with pytest.raises(ControlError, match="already running"):
             ControlServer(lambda c: {}, path).start()
     finally:
         server.close()
+    # the app serving: a service started then is told so, in plain words
+    app = ControlServer(lambda c: {"ok": True, "state": "idle"}, path, owner="app")
+    app.start()
+    try:
+        with pytest.raises(SocketTaken, match="the npu-whisper app is running and serves dictation") as taken:
+            ControlServer(lambda c: {}, path, owner="service").start()
+        assert taken.value.owner == "app"
+    finally:
+        app.close()
     assert not path.exists()
     path.write_text("")  # a stale socket file left by a crash is replaced
     s2 = ControlServer(lambda c: {"ok": True, "state": "x"}, path)
@@ -167,6 +182,35 @@ def test_service_states_vocabulary_and_auto_stop(tmp_path: Path) -> None:
     assert inner.prompts and all(p == "Glossary: Kubernetes." for p in inner.prompts)
     assert any("without speech" in n for n in notices)
     assert svc.last_result.audio_s < 15  # stopped by auto-stop, not by the end of the file
+    svc.close()
+
+
+def test_delivery_off_or_declined_keeps_finals_out_of_other_apps_but_not_from_the_caller(tmp_path: Path) -> None:
+    """"Only in this window" (method off) and the app's own window focused (should_deliver
+    False) deliver nothing; every final still reaches on_event (the app's tab shows it).
+    Settings changed between sessions apply to the next one."""
+    t = np.arange(int(0.8 * SR)) / SR
+    burst = (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    audio = np.concatenate([np.zeros(SR // 2, np.float32), burst, np.zeros(3 * SR, np.float32)])
+    settings = DictateSettings(method="off")
+    finals: list[str] = []
+    sink = ListSink()
+    allow = [True]
+    svc = DictationService(settings, FakeDecoder(), lambda: FilePlayer(audio, speed=4.0), delivery=sink, wav_dir=tmp_path,
+                           session_options={"vad": "energy"}, should_deliver=lambda: allow[0],
+                           on_event=lambda ev: finals.append(ev.text) if type(ev).__name__ == "Final" and ev.text else None)
+    for method, focused_here, expect in (("off", False, []), ("paste", True, []), ("paste", False, ["Hello Kubernetes."])):
+        finals.clear()
+        settings.method, allow[0] = method, not focused_here
+        svc.apply_settings()
+        svc.start()
+        wait_state(svc, "idle")  # the file ends: the session ends
+        svc.sink.wait_idle(10)
+        assert finals == ["Hello Kubernetes."], method
+        assert sink.texts == expect, (method, focused_here)
+    settings.spoken_commands = True
+    svc.apply_settings()
+    assert svc.sink.joiner.commands is not None
     svc.close()
 
 

@@ -41,6 +41,12 @@ def test_dictation_widget_with_virtual_mic(qtbot, tmp_path: Path, monkeypatch, t
     gap = np.zeros(SR, np.float32)
     speech = np.concatenate([gap, load_audio(EVAL_DEV / "goforward.wav"), gap, load_audio(EVAL_DEV / "forever.wav"), gap])
     use_virtual_mic(tmp_path / "home", speech, monkeypatch)
+    # the dictation settings of this test alone; the text stays in the widget (the
+    # clipboard is auto-copy's here), delivery into other applications: test_desktop_app.py
+    monkeypatch.setenv("NPU_WHISPER_DICTATE_SETTINGS", str(tmp_path / "dictate.json"))
+    from npu_whisper_app.desktop.settings import DictateSettings, save_settings
+
+    save_settings(DictateSettings(method="off"))
     try:
         from npu_whisper_app.live.dictation import DictationOptions
 

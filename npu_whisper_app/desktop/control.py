@@ -7,7 +7,9 @@ desktop and in a plain X session or ssh-forwarded test, and its file permissions
 folder of mode 0700 under ``$XDG_RUNTIME_DIR``) keep other users out.
 
 Protocol: one line of JSON each way. Request ``{"command": "toggle"}``; reply
-``{"ok": true, "state": "listening"}`` or ``{"ok": false, "error": "..."}``.
+``{"ok": true, "state": "listening", "owner": "service"}`` or ``{"ok": false, "error": "..."}``.
+``owner`` says who serves dictation: ``service`` (``npu-whisper dictate``) or ``app`` (the
+desktop app's Dictation tab); one socket, one of them at a time.
 """
 
 from __future__ import annotations
@@ -23,8 +25,19 @@ from pathlib import Path
 COMMANDS = ("toggle", "start", "stop", "status", "quit")
 
 
+OWNERS = {"service": "the dictation service (npu-whisper dictate)", "app": "the npu-whisper app (its Dictation tab)"}
+
+
 class ControlError(Exception):
     pass
+
+
+class SocketTaken(ControlError):
+    """Another live server answers on the socket; ``owner`` says which (``service`` or ``app``)."""
+
+    def __init__(self, message: str, owner: str) -> None:
+        super().__init__(message)
+        self.owner = owner
 
 
 def socket_path(env: dict[str, str] | None = None) -> Path:
@@ -36,11 +49,13 @@ def socket_path(env: dict[str, str] | None = None) -> Path:
 
 
 class ControlServer:
-    """Answers requests with ``handler(command) -> dict`` (run on the server's thread)."""
+    """Answers requests with ``handler(command) -> dict`` (run on the server's thread);
+    every reply says who serves (``owner``)."""
 
-    def __init__(self, handler: Callable[[str], dict], path: Path | None = None) -> None:
+    def __init__(self, handler: Callable[[str], dict], path: Path | None = None, owner: str = "service") -> None:
         self.handler = handler
         self.path = path or socket_path()
+        self.owner = owner
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -49,11 +64,17 @@ class ControlServer:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.path.exists():
             try:
-                request("status", self.path, timeout=1.0)
+                reply = request("status", self.path, timeout=1.0)
             except ControlError:
                 self.path.unlink()  # left by a service that died
             else:
-                raise ControlError(f"a dictation service is already running (socket {self.path})")
+                owner = reply.get("owner") if reply.get("owner") in OWNERS else "service"
+                if owner == "app":
+                    message = (f"the npu-whisper app is running and serves dictation (its Dictation tab, the hotkey, "
+                               f"`npu-whisper dictate --toggle`) with its own model; use it, or quit it first (socket {self.path})")
+                else:
+                    message = f"a dictation service is already running (socket {self.path})"
+                raise SocketTaken(message, owner)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.bind(str(self.path))
         os.chmod(self.path, 0o600)
@@ -82,6 +103,8 @@ class ControlServer:
                     reply = {"ok": False, "error": f"bad request: {exc}"}
                 except Exception as exc:  # the handler failed: tell the client, keep serving
                     reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                if isinstance(reply, dict):
+                    reply.setdefault("owner", self.owner)
                 try:
                     conn.sendall((json.dumps(reply) + "\n").encode("utf-8"))
                 except OSError:

@@ -1,10 +1,17 @@
-"""The dictation service behind ``npu-whisper dictate``: start/stop/toggle a
+"""The dictation service: start/stop/toggle a
 :class:`~npu_whisper_app.live.dictation.DictationSession` from the hotkey, the control
-socket or the tray, and deliver its final utterances into the focused application.
+socket, the tray or a window, and deliver its final utterances into the focused application.
 
-Qt-free: the tray (``gui/tray.py``) only watches :attr:`state` through ``on_state`` and
-calls :meth:`toggle`. One decoder (one engine) serves every session; it is made once,
-when the service starts, so the first dictation does not wait for the model.
+Two programs run it: ``npu-whisper dictate`` (``cli_dictate.serve``, with its own engine and
+the tray) and the desktop app (``gui/dictation.py``: the Dictation tab, decoding on the
+app's one engine). Both reach it the same ways (:func:`start_hotkey`, the control socket).
+
+Qt-free: the tray (``gui/tray.py``) and the tab only watch :attr:`state` through
+``on_state`` (the tab also every session event through ``on_event``) and call
+:meth:`toggle`. One decoder (one engine) serves every session; it is made once, when the
+service starts, so the first dictation does not wait for the model. The settings
+(:class:`~npu_whisper_app.desktop.settings.DictateSettings`) are read at every start, so a
+change (:meth:`apply_settings` for delivery) applies to the next dictation.
 
 States: ``idle`` -> ``listening`` -> ``decoding`` (stopping: the last utterance is being
 decoded and delivered) -> ``idle``.
@@ -15,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from ..live.dictation import DictationOptions, DictationSession, Final, Notice, Partial
 from ..live.levelhint import QuietMicMonitor
@@ -27,6 +35,7 @@ from .sink import Delivered, DeliverySink
 from .vocabulary import VocabularyDecoder
 
 IDLE, LISTENING, DECODING = "idle", "listening", "decoding"
+METHODS = ("paste", "type", "clipboard")  # and "off": the app's tab only shows the text
 
 
 class DictationService:
@@ -42,21 +51,29 @@ class DictationService:
         wav_dir=None,
         session_options: dict | None = None,
         persist_settings: bool = False,
+        on_event: Callable[[object], None] | None = None,
+        should_deliver: Callable[[], bool] | None = None,
     ) -> None:
         self.settings = settings
-        self.decoder = VocabularyDecoder(decoder, settings.vocabulary) if settings.vocabulary else decoder
+        self.base_decoder = decoder  # its options take the settings' language and final at each start
+        self.decoder = self._decoder()
         self.make_source = make_source
         self.on_state = on_state
         self.on_notice = on_notice
+        self.on_event = on_event  # every session event, after delivery has seen it (the app's tab)
+        # asked at each final: False keeps it out of other applications (the app's own window has the focus)
+        self.should_deliver = should_deliver
         self.wav_dir = wav_dir
-        self.session_options = session_options or {}  # more DictationOptions fields (tests: vad="energy")
+        self.session_options = session_options or {}  # DictationOptions fields over the settings' (tests: vad="energy")
         self.persist_settings = persist_settings
         self.delivery = delivery or TextDelivery.for_desktop(
-            DeliveryOptions(method=settings.method, restore_clipboard=settings.restore_clipboard),
+            DeliveryOptions(method=_method(settings), restore_clipboard=settings.restore_clipboard),
             on_notice=lambda m: self._notice(m, False),
             restore_token=settings.remote_desktop_token or None,
             on_token=self._keep_token,
         )
+        if getattr(self.delivery, "on_notice", False) is None:  # a delivery made elsewhere tells the user here too
+            self.delivery.on_notice = lambda m: self._notice(m, False)
         self.sink = DeliverySink(self.delivery, UtteranceJoiner(SpokenCommands() if settings.spoken_commands else None), on_delivered)
         self.monitor = QuietMicMonitor()
         self.state = IDLE
@@ -65,18 +82,40 @@ class DictationService:
         self._lock = threading.RLock()
         self._last_activity = 0.0
         self._watch: threading.Thread | None = None
+        self._stopper: threading.Thread | None = None
         self._closed = False
         self._sound_told = False
+
+    def _decoder(self):
+        """The decoder for the next session: the settings' language, final and vocabulary."""
+        base = self.base_decoder
+        opts = getattr(base, "options", None)
+        if opts is not None and hasattr(opts, "language"):
+            base.options = replace(opts, language=self.settings.language, final=self.settings.final)
+        words = self.settings.vocabulary
+        return VocabularyDecoder(base, words) if words else base
+
+    def apply_settings(self) -> None:
+        """Take changed delivery settings (method, clipboard restore, spoken commands) now;
+        language, vocabulary, final, sounds and auto-stop are read at each start."""
+        s = self.settings
+        options = getattr(self.delivery, "options", None)  # a stand-in delivery may have none
+        if options is not None:
+            options.method = _method(s)
+            options.restore_clipboard = s.restore_clipboard
+        commands = self.sink.joiner.commands
+        if s.spoken_commands and commands is None:
+            self.sink.joiner.commands = SpokenCommands()
+        elif not s.spoken_commands:
+            self.sink.joiner.commands = None
 
     def _keep_token(self, token: str) -> None:
         """The RemoteDesktop portal's restore token: saved, so the desktop asks once."""
         self.settings.remote_desktop_token = token
         if self.persist_settings:
-            from .settings import load_settings, save_settings
+            from .settings import update_settings
 
-            saved = load_settings()
-            saved.remote_desktop_token = token
-            save_settings(saved)
+            update_settings(remote_desktop_token=token)
 
     # -- commands ------------------------------------------------------------------------
     def handle(self, command: str) -> dict:
@@ -108,15 +147,17 @@ class DictationService:
                 if problem and not self._sound_told:
                     self._sound_told = True
                     self._notice(problem, False)
-            opts = DictationOptions(
+            fields = dict(
                 partials=self.settings.partials,
                 final=self.settings.final,
                 prompt_previous=self.settings.final == "window",  # as the app's tab does
                 segmenter=SegmenterOptions(min_silence_ms=self.settings.silence_ms),
                 wav_path=_new_wav(self.wav_dir) if self.wav_dir else None,
-                **self.session_options,
             )
+            fields.update(self.session_options)
+            opts = DictationOptions(**fields)
             try:
+                self.decoder = self._decoder()
                 source = self.make_source()
                 # the joiner is not reset: the cursor is usually still after the last text
                 session = DictationSession(self.decoder, source, opts, on_event=self._on_event)
@@ -138,6 +179,7 @@ class DictationService:
                 return
             self._set_state(DECODING)
         t = threading.Thread(target=self._finish, args=(session,), name="dictate-stop", daemon=True)
+        self._stopper = t
         t.start()
         if wait:
             t.join()
@@ -171,13 +213,19 @@ class DictationService:
         self.stop(wait=False)
 
     def close(self) -> None:
+        """Stop (the last words still decoded and delivered) and wait until the session
+        has ended, a stop already under way included: the microphone is closed after this."""
         self._closed = True
         self.stop(wait=True)
+        stopper = self._stopper
+        if stopper is not None:
+            stopper.join()
         self.sink.close()
 
     # -- events --------------------------------------------------------------------------
     def _on_event(self, ev: object) -> None:
-        self.sink.on_event(ev)
+        if isinstance(ev, Final) and self._delivers():
+            self.sink.on_event(ev)
         hint = self.monitor.on_event(ev)
         if hint is not None:
             self._notice(hint.message, False)
@@ -185,6 +233,19 @@ class DictationService:
             self._last_activity = time.monotonic()
         elif isinstance(ev, Notice):
             self._notice(ev.message, ev.error)
+        if self.on_event is not None:
+            try:
+                self.on_event(ev)
+            except Exception:
+                pass
+
+    def _delivers(self) -> bool:
+        if self.settings.method == "off":  # only in the app's window
+            return False
+        try:
+            return self.should_deliver is None or bool(self.should_deliver())
+        except Exception:
+            return True
 
     def _notice(self, message: str, error: bool) -> None:
         if self.on_notice is not None:
@@ -200,6 +261,63 @@ class DictationService:
                 self.on_state(state)
             except Exception:
                 pass
+
+
+def _method(settings: DictateSettings) -> str:
+    """The delivery method (``off``, only in the app's window, delivers nothing: paste is kept ready)."""
+    return settings.method if settings.method in METHODS else "paste"
+
+
+def start_hotkey(settings: DictateSettings, service: DictationService, on_notice: Callable[[str, bool], None]):
+    """The global hotkey for ``service`` in this desktop session: the X11 grab, or on
+    Wayland the GlobalShortcuts portal (bound on a thread of its own: the desktop may ask
+    the user first). Returns ``(hotkey or None, a hint for the user)``; close the hotkey
+    when done. A hotkey that cannot be had is a notice, never an error: the control
+    socket (``npu-whisper dictate --toggle``) still works."""
+    from . import environment
+
+    hint = "npu-whisper dictate --toggle"
+    if settings.mode == "toggle":
+        on_press, on_release = service.toggle, None
+    else:
+        on_press, on_release = service.start, lambda: service.stop(wait=False)
+    kind = environment.session_type()
+    if kind == "x11":
+        from .hotkey import HotkeyError, X11Hotkey
+
+        try:
+            hotkey = X11Hotkey(settings.hotkey, on_press, on_release)
+            hotkey.start()
+        except HotkeyError as exc:
+            on_notice(str(exc), False)
+            return None, hint
+        return hotkey, f"{settings.hotkey} ({'toggle' if settings.mode == 'toggle' else 'hold to talk'}) or {hint}"
+    if kind == "wayland":
+        return _portal_hotkey(settings, on_press, on_release, on_notice), f"{settings.hotkey} (if the desktop confirmed it) or {hint}"
+    return None, hint
+
+
+def _portal_hotkey(settings: DictateSettings, on_press, on_release, on_notice):
+    from .hotkey import HotkeyError
+    from .portal_hotkey import PortalHotkey, PortalUnavailable
+
+    try:
+        hk = PortalHotkey(settings.hotkey, on_press, on_release)
+    except HotkeyError as exc:
+        on_notice(f"no global hotkey: {exc}; bind a key to `npu-whisper dictate --toggle` in your desktop's keyboard shortcut settings", False)
+        return None
+
+    def bind() -> None:
+        try:
+            hk.start()
+            on_notice(f"global hotkey {settings.hotkey} registered with the desktop (GlobalShortcuts portal)", False)
+        except PortalUnavailable as exc:
+            on_notice(f"{exc}: bind a key to `npu-whisper dictate --toggle` in your desktop's keyboard shortcut settings", False)
+        except HotkeyError as exc:
+            on_notice(f"the global hotkey was not registered ({exc}); `npu-whisper dictate --toggle` still works", False)
+
+    threading.Thread(target=bind, name="dictate-portal-bind", daemon=True).start()
+    return hk
 
 
 def _new_wav(folder):

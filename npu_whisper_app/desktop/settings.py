@@ -1,6 +1,7 @@
 """The dictation service's settings, kept as JSON beside the app's other settings.
 
-Qt-free (the service and the CLI read them without Qt): ``dictate.json`` in the folder
+Qt-free (the service, the CLI and the app's Dictation tab read and write them; one file
+for all three): ``dictate.json`` in the folder
 of ``$NPU_WHISPER_SETTINGS`` when that is set (tests), else in the user config folder
 (platformdirs). ``$NPU_WHISPER_DICTATE_SETTINGS`` names the file itself. A file that
 cannot be read is set aside (``.bad``) with a message, never silently overwritten.
@@ -22,7 +23,7 @@ class DictateSettings:
     input_device: str | None = None
     hotkey: str = "<Ctrl><Alt>d"  # X11 grab; on Wayland bind `npu-whisper dictate --toggle` instead
     mode: str = "toggle"  # "toggle" | "push-to-talk"
-    method: str = "paste"  # "paste" | "type" | "clipboard"
+    method: str = "paste"  # "paste" | "type" | "clipboard" | "off" (only in the app's Dictation tab)
     restore_clipboard: bool = True
     vocabulary: list[str] = field(default_factory=list)  # names, jargon: given to Whisper as its prompt
     spoken_commands: bool = False  # "new line", "period", "comma" -> text
@@ -87,3 +88,17 @@ def save_settings(s: DictateSettings, path: Path | None = None) -> Path:
     tmp.write_text(json.dumps(asdict(s), indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def update_settings(path: Path | None = None, on_problem=None, **changes) -> DictateSettings:
+    """Save ``changes`` (field=value) into the file, keeping every other saved field as
+    it is there (another program may have saved them meanwhile); returns the result."""
+    known = {f.name for f in fields(DictateSettings)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise TypeError(f"unknown dictation settings: {', '.join(unknown)}")
+    s = load_settings(path, on_problem)
+    for k, v in changes.items():
+        setattr(s, k, v)
+    save_settings(s, path)
+    return s

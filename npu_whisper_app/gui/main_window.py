@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
         engine_factory: Callable[..., Any] | None = None,
         dialogs: bool = True,
         preload: bool = True,
+        serve_dictation: bool = True,
     ) -> None:
         super().__init__()
         self.setWindowTitle("NPU Whisper")
@@ -94,6 +95,10 @@ class MainWindow(QMainWindow):
         w.notice.connect(self._on_notice)
 
         self._build_widgets()
+        if serve_dictation:
+            # while the window runs, the hotkey and `npu-whisper dictate --toggle` drive the
+            # Dictation tab (unless `npu-whisper dictate` already serves them: the tab says so)
+            self.dictation.serve_desktop()
         self._build_actions()
         self._build_menus_and_toolbars()
         self.setAcceptDrops(True)
@@ -133,9 +138,11 @@ class MainWindow(QMainWindow):
         self.modes.setObjectName("modes")
         self.modes.setDocumentMode(True)
         self.modes.addTab(file_mode, "Transcribe")
-        # dictation decodes on the same engine as file jobs, on its owner thread
+        # dictation decodes on the same engine as file jobs, on its owner thread; its
+        # settings are the dictation service's (dictate.json)
         dictation_engine = self.host.dictation_engine(lambda: self.choices)
         self.dictation = DictationWidget(engine_provider=lambda: dictation_engine)
+        self.dictation.worker.notice.connect(lambda m, _e: log.info("dictation: %s", m))
         self.dictation.worker.started.connect(lambda _wav: self.perf.reset(*self._engine_names()))
         self.modes.addTab(self.dictation, "Dictation")
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
