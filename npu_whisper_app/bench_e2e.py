@@ -195,6 +195,7 @@ class OursRunner:
             temperature=settings.temperatures,
             beam_size=settings.beam_size,
             condition_on_previous_text=settings.condition_on_previous_text,
+            batched=False,  # openai-whisper's sequential loop (the default under 3 minutes); ours-batched is the other mode
         )
         self.engine.recorder.clear()  # keep memory flat over many runs
         self.engine.forget_cached_window()  # repeated rounds must not reuse the last window's encoding

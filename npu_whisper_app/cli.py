@@ -10,6 +10,7 @@ import json
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .audio import SAMPLE_RATE
@@ -91,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     t.add_argument("--progress", type=_str2bool, nargs="?", const=True, default=None, help="progress bar on stderr (default: for audio over 30 s)")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default=None, help="cpu device precision: auto (default: bf16 where the CPU has native bf16, else fp32; `devices` says which), fp32 (openai-whisper's numbers), bf16 (oneDNN, fp32 accumulation), int8 (dynamic quantisation)")
-    t.add_argument("--batched", type=_str2bool, nargs="?", const=True, default=False, help="batched long-form mode: cut the audio at pauses (Silero VAD) into chunks of at most 30 s, decode them in batches, read files forward a block at a time (default: openai-whisper's sequential loop)")
+    t.add_argument("--batched", type=_str2bool, nargs="?", const=True, default=None, help="batched long-form mode: cut the audio at pauses (Silero VAD) into chunks of at most 30 s, decode them in batches, read files forward a block at a time; False: openai-whisper's sequential loop (default: batched for recordings of 3 minutes or more, sequential for shorter ones)")
     t.add_argument("--batch_size", "--batch-size", type=int, default=8, help="chunks decoded together in --batched mode (default: %(default)s)")
     _add_speed_options(t)
 
@@ -210,7 +211,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         word_timestamps=args.word_timestamps,
         clip_timestamps=args.clip_timestamps,
         hallucination_silence_threshold=args.hallucination_silence_threshold,
-        batched=bool(args.batched),
+        batched=args.batched,
         batch_size=args.batch_size,
     )
     try:
@@ -230,8 +231,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
             # the batched mode reads a file forward a block at a time (memory bounded by a
             # batch, not by the recording); the sequential loop takes the whole array
-            audio = path if options.batched else load_audio(path)
-            duration = audio_duration(path) if options.batched else len(audio) / SAMPLE_RATE
+            batched = options.batched_for(audio_duration(path))
+            audio = path if batched else load_audio(path)
+            duration = audio_duration(path) if batched else len(audio) / SAMPLE_RATE
         except AudioError as exc:
             _err(f"error: {exc}")
             failed += 1
@@ -241,7 +243,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         try:
             result = engine.transcribe(
                 audio,
-                options,
+                replace(options, batched=batched),
                 source=path,
                 on_progress=(lambda done, total, bar=bar: bar.update(done)) if bar else None,
             )

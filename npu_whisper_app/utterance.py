@@ -131,6 +131,7 @@ def _decode_as_file(engine: Engine, audio: np.ndarray, o: DecoderOptions, prompt
         compression_ratio_threshold=o.compression_ratio_threshold,
         logprob_threshold=o.logprob_threshold,
         no_speech_threshold=o.no_speech_threshold,
+        batched=False,  # openai-whisper's loop, as the exact-words claim was measured
     )
     res = engine.transcribe(audio, opts, should_stop=ctx.should_stop)
     if res.cancelled:
