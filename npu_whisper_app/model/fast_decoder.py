@@ -130,6 +130,7 @@ class FastDecoder(nn.Module):
         except Exception:
             pass
         self.sot = tok.sot if tok is not None else None
+        self.eot = tok.eot if tok is not None else None
         self._cross: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
         self._cross16: list[tuple[Tensor, Tensor, int]] | None = None
 
@@ -294,6 +295,8 @@ class FastInference:
         self.cross: list[tuple[Tensor, Tensor]] | None = None  # head-major, when first needed
         self.cross16: list[tuple[Tensor, Tensor, int]] | None = None
         self.rep = 1
+        #: the batch rows the compiled step still computes (None: all), see _compact
+        self.rows: Tensor | None = None
 
     def _alloc(self, batch: int, dtype: torch.dtype) -> None:
         fd = self.fast
@@ -325,10 +328,16 @@ class FastInference:
         causal = n > 1
         assert self.cache is not None
         if not first and x.dtype == torch.float32:
-            stepped = fd.step(x, self.cache, self.cross16, off, self.rep)
+            rows = self._compact(tokens) if n == 1 else None
+            stepped = fd.step(x if rows is None else x[rows], self.cache, self.cross16, off, self.rep)
             if stepped is not None:
                 self.offset = off + n
-                return fd.logits(fd.ln(stepped))
+                logits = fd.logits(fd.ln(stepped))
+                if rows is None:
+                    return logits
+                full = logits.new_zeros(x.shape[0], *logits.shape[1:])
+                full[rows] = logits
+                return full
         for i, (layer, (kc, vc)) in enumerate(zip(fd.layers, self.cache)):
             # self-attention, kv written into the preallocated cache
             y = layer.attn_ln(x)
@@ -367,6 +376,29 @@ class FastInference:
             return out
         return fd.logits(fd.ln(x))
 
+    def _compact(self, tokens: Tensor) -> Tensor | None:
+        """Greedy or sampled decoding of a batch (one row per window): a row whose last
+        token is end-of-text is finished, and openai-whisper's decoder ignores its logits
+        from then on (it appends end-of-text and adds nothing to its log-probability). Once
+        a quarter of the rows still computed have finished, the kv caches and the cross
+        keys/values are cut down to the unfinished rows, so the steps after it read only
+        theirs (reading each row's cross keys/values is most of a batched step). Returns
+        the rows the step computes (None: all). Beams and best-of groups keep every row."""
+        fd = self.fast
+        if self.rep != 1 or fd.eot is None or fd.step_params is None or self.cross16 is None or self.cache is None or tokens.shape[0] > MAX_F16_ROWS:
+            return self.rows
+        live = self.rows if self.rows is not None else torch.arange(tokens.shape[0])
+        done = tokens[live, -1] == fd.eot
+        n_done = int(done.sum())
+        if n_done == 0 or n_done * 4 < live.numel() or n_done == live.numel():
+            return self.rows
+        keep = (~done).nonzero()[:, 0]
+        self.cache = [(kc[keep].contiguous(), vc[keep].contiguous()) for kc, vc in self.cache]
+        self.cross16 = [(kb[keep].contiguous(), v16[keep].contiguous(), t) for kb, v16, t in self.cross16]
+        self.cross = self.cross_raw = None  # the fp32 copies are per row too: made again from the rows if needed
+        self.rows = live[keep]
+        return self.rows
+
     def rearrange_kv_cache(self, source_indices: list[int]) -> None:
         if self.cache is not None and source_indices != list(range(len(source_indices))):
             idx = torch.tensor(source_indices)
@@ -376,6 +408,7 @@ class FastInference:
                 vc[:, :n] = vc[idx, :n]
 
     def cleanup_caching(self) -> None:
+        self.rows = None
         self.cache = None
         self.cross_raw = None
         self.cross = None
