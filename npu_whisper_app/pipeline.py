@@ -378,12 +378,20 @@ class Engine:
         from .longform import transcribe_batched_many
 
         options = options or TranscribeOptions()
-        ctx = JobContext(should_stop=should_stop, on_progress=on_progress, on_segment=on_segment)
+        ctx = JobContext(should_stop=should_stop, on_progress=on_progress, on_segment=on_segment, between_windows=self._after_batch)
         with torch.inference_mode(), self.job(ctx):
             return transcribe_batched_many(
                 self._model, list(inputs), options, ctx, batch_size=options.batch_size, on_file_segment=on_file_segment,
                 stats=stats, make_inference=self._inference(ctx),
             )
+
+    def _after_batch(self) -> None:
+        """Between two batches of the long-form mode: the finished batch's cross-attention
+        copies go, and the heap space freed with them goes back to the system (else the
+        next batch's encoder runs on top of them)."""
+        if self._fast is not None:
+            self._fast.forget_window()
+        _release_freed_memory()
 
     def decode_utterance(
         self,

@@ -194,17 +194,35 @@ class FastDecoder(nn.Module):
         if self.cross_fp16:
             # only the fp16 copies are kept, made a layer at a time: the fp32 keys/values
             # of a batch of 8 windows are 295 MB for base (see cross_kv_fp32)
-            self._cross16 = []
-            for layer in self.layers:
-                k, v = layer.ck(xa), layer.cv(xa)
-                self._cross16.append(_blocked_f16(_heads(k, self.n_head), _heads(v, self.n_head)))
-                del k, v
+            self._cross16 = None  # the last window's go first
+            self._cross16 = [self._cross16_layer(layer, xa) for layer in self.layers]
             self._cross = (xa, None)
             return None
         kv = self.cross_kv_fp32(xa)
         self._cross = (xa, kv)
         self._cross16 = None
         return kv
+
+    def _cross16_layer(self, layer: _Layer, xa: Tensor) -> tuple[Tensor, Tensor, int]:
+        """One layer's fp16 keys/values of ``xa[B, T, D]``, made a window at a time: the
+        fp32 products and the padded copy of one window at once, not of the batch's."""
+        b, t, _ = xa.shape
+        if b == 1:
+            return _blocked_f16(_heads(layer.ck(xa), self.n_head), _heads(layer.cv(xa), self.n_head))
+        kb = v16 = torch.empty(0)
+        for i in range(b):
+            k1, v1, _ = _blocked_f16(_heads(layer.ck(xa[i : i + 1]), self.n_head), _heads(layer.cv(xa[i : i + 1]), self.n_head))
+            if i == 0:
+                kb, v16 = k1.new_empty((b, *k1.shape[1:])), v1.new_empty((b, *v1.shape[1:]))
+            kb[i], v16[i] = k1[0], v1[0]
+        return kb, v16, t
+
+    def forget_window(self) -> None:
+        """Drop the last window's cross-attention keys/values (kept so that a fallback
+        re-decoding the same window reuses them; a batch of 8 windows' are 147 MB for
+        base), once no decode of that window can follow."""
+        self._cross = None
+        self._cross16 = None
 
     def cross_kv_fp32(self, xa: Tensor) -> list[tuple[Tensor, Tensor]]:
         """The fp32 keys/values, for the steps the fp16 kernel does not serve (over 8 rows)."""
