@@ -1,6 +1,6 @@
 """Peak resident memory and time of transcribing a 1-hour (or N-hour) recording.
 
-    python benchmarks/long_memory.py [--hours 1] [--model base] [--mode batched|sequential|both]
+    python benchmarks/long_memory.py [--hours 1] [--model base] [--mode batched|sequential|both] [--precision fp32|bf16|auto]
 
 Builds the recording once in a temp dir: the long-form set's recordings (eval-dev clips,
 espeak-ng sentences, pauses; ``longform/testset.py``) repeated to the length, written as
@@ -32,9 +32,9 @@ import json, resource, sys, time
 import torch
 from npu_whisper_app.pipeline import Engine, TranscribeOptions
 from npu_whisper_app.longform import BatchedStats
-mode, model, path = sys.argv[1:4]
+mode, model, path, precision = sys.argv[1:5]
 t0 = time.perf_counter()
-eng = Engine(model, device="cpu")
+eng = Engine(model, device="cpu", device_options={"precision": precision})
 load = time.perf_counter() - t0
 rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 opts = TranscribeOptions(language="en")
@@ -79,6 +79,7 @@ def main() -> int:
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--model", default="base")
     ap.add_argument("--mode", choices=["batched", "sequential", "both"], default="batched")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32", help="the cpu device's (the encoder's prepared weights)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     from npu_whisper_app.bench_e2e import cpu_summary
@@ -93,7 +94,7 @@ def main() -> int:
         print(f"built {seconds / 60:.1f} min of audio ({path.stat().st_size / 1e6:.0f} MB WAV) in {time.perf_counter() - t0:.1f} s")
         modes = ["batched", "sequential"] if args.mode == "both" else [args.mode]
         for mode in modes:
-            proc = subprocess.run([sys.executable, "-c", CHILD, mode, args.model, str(path)], capture_output=True, text=True, cwd=ROOT,
+            proc = subprocess.run([sys.executable, "-c", CHILD, mode, args.model, str(path), args.precision], capture_output=True, text=True, cwd=ROOT,
                                   env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
             line = next((x for x in reversed(proc.stdout.splitlines()) if x.startswith("@@")), None)
             if line is None:
@@ -103,7 +104,7 @@ def main() -> int:
             r["audio_s"] = seconds
             r["rtf"] = seconds / r["elapsed_s"]
             results.append(r)
-            print(f"{mode:<10} {args.model}: {r['elapsed_s']:.1f} s ({r['rtf']:.1f}x real time), peak RSS {r['peak_rss_mb']:.0f} MB "
+            print(f"{mode:<10} {args.model} {args.precision}: {r['elapsed_s']:.1f} s ({r['rtf']:.1f}x real time), peak RSS {r['peak_rss_mb']:.0f} MB "
                   f"(after loading the model {r['rss_after_load_mb']:.0f} MB), {r['segments']} segments, {r['words']} words"
                   + (f", {r['chunks']} chunks in {r['batches']} batches, {r['fallback_rows']} fallback rows, {r['loops_stopped']} loops stopped" if mode == "batched" else ""))
     if args.json:

@@ -12,6 +12,7 @@ use of openai-whisper beyond its public calls lives in ``model/whisper_loop.py``
 
 from __future__ import annotations
 
+import ctypes
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import whisper
+from torch import nn
 
 from .audio import SAMPLE_RATE
 from .audio.decode import audio_duration, load_audio
@@ -211,9 +213,13 @@ class Engine:
         self.source = resolve_model(model)
         self.model_name = self.source.name
         self._model = load_whisper_model(model)
-        self._reference_encoder = self._model.encoder
+        self._reference_encoder: nn.Module | None = self._model.encoder
         self._encoder = self._make_encoder(device, device_options or {})
         self._model.encoder = self._encoder
+        # the device holds the encoder's weights in its own layout now: openai-whisper's
+        # fp32 encoder is kept only by a fallback that may need it (encode(reference=True)
+        # loads it again from the checkpoint)
+        self._reference_encoder = None
         self.decoder_kind = decoder
         self.short_window = short_window
         self.short_window_margin_s = SHORT_WINDOW_MARGIN_S
@@ -224,11 +230,13 @@ class Engine:
             from .model.fast_decoder import attach_fast_decoder
 
             kernel = load_decoder_kernel() if decoder_quant == "none" and decoder != "fast-fp32" else None
-            self._fast = attach_fast_decoder(self._model, quant=decoder_quant, kernel=kernel)
+            # fp16_only: the decoder's matrices held once, as the kernel's fp16 copies
+            self._fast = attach_fast_decoder(self._model, quant=decoder_quant, kernel=kernel, fp16_only=True)
             if decoder == "fast-loop":  # fp16 products, one kernel call per product
                 self._fast.step_params = None
         elif decoder != "openai":
             raise ValueError(f"unknown decoder {decoder!r}: {', '.join(DECODERS)}")
+        _release_freed_memory()
 
     def _make_encoder(self, device: str, options: dict[str, Any]) -> TiledEncoder:
         """Our encoder on ``device``; a device that can't start (no hardware, kernels not
@@ -392,12 +400,20 @@ class Engine:
         from .longform import transcribe_batched_many
 
         options = options or TranscribeOptions()
-        ctx = JobContext(should_stop=should_stop, on_progress=on_progress, on_segment=on_segment)
+        ctx = JobContext(should_stop=should_stop, on_progress=on_progress, on_segment=on_segment, between_windows=self._after_batch)
         with torch.inference_mode(), self.job(ctx):
             return transcribe_batched_many(
                 self._model, list(inputs), options, ctx, batch_size=options.batch_size, on_file_segment=on_file_segment,
                 stats=stats, make_inference=self._inference(ctx),
             )
+
+    def _after_batch(self) -> None:
+        """Between two batches of the long-form mode: the finished batch's cross-attention
+        copies go, and the heap space freed with them goes back to the system (else the
+        next batch's encoder runs on top of them)."""
+        if self._fast is not None:
+            self._fast.forget_window()
+        _release_freed_memory()
 
     def decode_utterance(
         self,
@@ -464,6 +480,10 @@ class Engine:
         """Encode ``mel[B, n_mels, frames]`` afresh with our encoder on the device, or with
         openai-whisper's own encoder (``reference=True``): the encoder benchmark's calls."""
         if reference:
+            if self._reference_encoder is None:  # benchmarks only: loaded when first asked
+                from .model.resolve import load_source
+
+                self._reference_encoder = load_source(self.source).encoder
             return self._reference_encoder(mel)
         self._encoder.forget_cached_window()
         return self._encoder(mel)
@@ -486,6 +506,23 @@ class Engine:
 
     def close(self) -> None:
         self._encoder.device.close()
+
+
+def _release_freed_memory() -> None:
+    """Hand memory freed in the middle of glibc's heaps back to the system
+    (``malloc_trim(0)``; freed blocks under the mmap threshold otherwise stay resident).
+    A no-op where the C library has no malloc_trim."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
 
 
 def _wall_ns(events: Any) -> int:

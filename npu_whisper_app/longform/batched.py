@@ -296,6 +296,9 @@ def transcribe_batched_many(
         if ctx.on_progress is not None:
             last = batch[-1]
             ctx.on_progress(min(total_s, before[last.source] + last.end / SAMPLE_RATE), total_s)
+        # not alive while the next batch is read and encoded (a result's audio_features
+        # is a view of the whole batch's features)
+        del mels, mel, features, results, r
         if ctx.between_windows is not None:
             ctx.between_windows()
     if ctx.on_progress is not None:

@@ -120,7 +120,9 @@ class TiledEncoder(nn.Module):
         on_fallback: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
-        self.reference = [reference]  # hidden from nn.Module so its params are not ours
+        # hidden from nn.Module so its params are not ours; kept only while a fallback
+        # may need to prepare them for another device (else their memory is freed with it)
+        self.reference = [reference] if fallback is not None else []
         self.n_head = n_head
         self.n_state = reference.ln_post.weight.shape[0]
         self.n_layer = len(reference.blocks)
@@ -228,6 +230,7 @@ class TiledEncoder(nn.Module):
         self.device = new
         self.weights = prepare_weights(self.reference[0], new)
         self.fallback = None
+        self.reference = []
         if self.on_fallback is not None:
             self.on_fallback(f"device {failed!r} failed ({error}); continuing on {new.name!r}")
 

@@ -56,6 +56,7 @@ class _Layer(nn.Module):
 
 
 MAX_F16_ROWS = 8  # the fp16 kernel's rows (beams); longer inputs (the prompt) use fp32
+LOGIT_BLOCK = 4096  # vocabulary rows upcast at a time by the fp32 logits of fp16-only weights
 
 
 class F16Linear(nn.Module):
@@ -76,16 +77,30 @@ class F16Linear(nn.Module):
         return F.gelu(y) if gelu else y
 
 
-def fp16_exact(t: Tensor) -> bool:
-    return bool(torch.equal(t.detach().to(torch.float16).to(t.dtype), t.detach()))
+def fp16_exact(t: Tensor, rows: int = 4096) -> bool:
+    """Every value of ``t`` is an fp16 number (checked ``rows`` rows at a time: no
+    whole copies of a large embedding)."""
+    t = t.detach()
+    if t.dim() < 2:
+        return bool(torch.equal(t.to(torch.float16).to(t.dtype), t))
+    return all(torch.equal(b.to(torch.float16).to(t.dtype), b) for b in t.split(rows))
 
 
 class FastDecoder(nn.Module):
     """Holds the decoder's weights (shared with, or quantised copies of, the model's)."""
 
-    def __init__(self, model: nn.Module, quant: str = "none", kernel: Any = None) -> None:
+    def __init__(self, model: nn.Module, quant: str = "none", kernel: Any = None, fp16_only: bool = False) -> None:
         """``kernel``: the compiled fp16 decoder kernel (``devices.cpu_native.
-        load_decoder_kernel()``; the engine passes it in), None for the Python loop."""
+        load_decoder_kernel()``; the engine passes it in), None for the Python loop.
+
+        ``fp16_only``: where the fp16 copies are made, hold the decoder's matrices once,
+        as fp16, in the model itself: each Linear weight of its text decoder and its token
+        embedding *become* the fp16 copies the kernel reads (base: ~200 MB of fp32 freed).
+        Every value stays the same (the copies are made only where every weight is an
+        exact fp16 number): openai-whisper's ``Linear`` upcasts its weight to the input's
+        dtype on each call (the fp32 paths: prompts over 8 rows, word timestamps, language
+        detection) and :meth:`logits` upcasts the vocabulary a block at a time. It changes
+        the model in place for good: the engine's own model only."""
         super().__init__()
         if quant not in QUANT_MODES:
             raise ValueError(f"decoder quant must be one of {QUANT_MODES}, got {quant!r}")
@@ -120,7 +135,7 @@ class FastDecoder(nn.Module):
         self.logits16: Tensor | None = None
         self._kernel = None
         if quant == "none" and kernel is not None:
-            self._use_fp16(dec, layers, kernel)
+            self._use_fp16(dec, layers, kernel, fp16_only)
         self.layers = nn.ModuleList(layers)
         tok = None
         try:
@@ -140,17 +155,28 @@ class FastDecoder(nn.Module):
         overtaken by a final) stops between tokens, not at the end."""
         return lambda _model, initial_token_length: FastInference(self, initial_token_length, ctx)
 
-    def _use_fp16(self, dec: nn.Module, layers: list[_Layer], kernel: Any) -> None:
+    def _use_fp16(self, dec: nn.Module, layers: list[_Layer], kernel: Any, fp16_only: bool) -> None:
         """fp16 weights for the per-token products, if no weight would change (an
-        fp32-trained or fine-tuned checkpoint keeps fp32)."""
+        fp32-trained or fine-tuned checkpoint keeps fp32); with ``fp16_only`` the model's
+        own weights are replaced by them as they are made (see ``__init__``)."""
         if not all(fp16_exact(p) for p in dec.parameters()):
             return
         if self.n_state % kernel.lanes:
             return
+
+        def share(module: nn.Module, w16: Tensor) -> None:
+            if fp16_only:
+                module.weight = nn.Parameter(w16, requires_grad=False)
+
         for layer in layers:
             for name in ("q", "k", "v", "o", "cq", "co", "fc1", "fc2"):
-                setattr(layer, name, F16Linear(getattr(layer, name), kernel))
+                f16 = F16Linear(getattr(layer, name), kernel)
+                share(f16.full, f16.weight16)
+                setattr(layer, name, f16)
+            for lin in (layer.ck, layer.cv):  # once per window (1500 rows): upcast per call
+                share(lin, lin.weight.detach().to(torch.float16).contiguous())
         self.logits16 = self.token_embedding.weight.detach().to(torch.float16).contiguous()
+        share(self.token_embedding, self.logits16)
         self._kernel = kernel
         self.weight_format = "fp16"
         self.cross_fp16 = kernel.isa() == "avx512f" and self.n_state // self.n_head == 64
@@ -169,17 +195,35 @@ class FastDecoder(nn.Module):
         if self.cross_fp16:
             # only the fp16 copies are kept, made a layer at a time: the fp32 keys/values
             # of a batch of 8 windows are 295 MB for base (see cross_kv_fp32)
-            self._cross16 = []
-            for layer in self.layers:
-                k, v = layer.ck(xa), layer.cv(xa)
-                self._cross16.append(_blocked_f16(_heads(k, self.n_head), _heads(v, self.n_head)))
-                del k, v
+            self._cross16 = None  # the last window's go first
+            self._cross16 = [self._cross16_layer(layer, xa) for layer in self.layers]
             self._cross = (xa, None)
             return None
         kv = self.cross_kv_fp32(xa)
         self._cross = (xa, kv)
         self._cross16 = None
         return kv
+
+    def _cross16_layer(self, layer: _Layer, xa: Tensor) -> tuple[Tensor, Tensor, int]:
+        """One layer's fp16 keys/values of ``xa[B, T, D]``, made a window at a time: the
+        fp32 products and the padded copy of one window at once, not of the batch's."""
+        b, t, _ = xa.shape
+        if b == 1:
+            return _blocked_f16(_heads(layer.ck(xa), self.n_head), _heads(layer.cv(xa), self.n_head))
+        kb = v16 = torch.empty(0)
+        for i in range(b):
+            k1, v1, _ = _blocked_f16(_heads(layer.ck(xa[i : i + 1]), self.n_head), _heads(layer.cv(xa[i : i + 1]), self.n_head))
+            if i == 0:
+                kb, v16 = k1.new_empty((b, *k1.shape[1:])), v1.new_empty((b, *v1.shape[1:]))
+            kb[i], v16[i] = k1[0], v1[0]
+        return kb, v16, t
+
+    def forget_window(self) -> None:
+        """Drop the last window's cross-attention keys/values (kept so that a fallback
+        re-decoding the same window reuses them; a batch of 8 windows' are 147 MB for
+        base), once no decode of that window can follow."""
+        self._cross = None
+        self._cross16 = None
 
     def cross_kv_fp32(self, xa: Tensor) -> list[tuple[Tensor, Tensor]]:
         """The fp32 keys/values, for the steps the fp16 kernel does not serve (over 8 rows)."""
@@ -218,7 +262,15 @@ class FastDecoder(nn.Module):
             return self.logits_proj(x).float()
         if self.logits16 is not None and x.dtype == torch.float32 and x.numel() // x.shape[-1] <= MAX_F16_ROWS:
             return self._kernel.linear_f16(x, self.logits16, None)
-        return (x @ torch.transpose(self.token_embedding.weight.to(x.dtype), 0, 1)).float()
+        weight = self.token_embedding.weight
+        if weight.dtype == x.dtype:
+            return (x @ torch.transpose(weight, 0, 1)).float()
+        # fp16-only weights (fp16_only): upcast a block of the vocabulary at a time
+        # (exact), not a whole fp32 copy (base: 106 MB) per call
+        out = torch.empty(*x.shape[:-1], weight.shape[0], dtype=x.dtype)
+        for s in range(0, weight.shape[0], LOGIT_BLOCK):
+            out[..., s : s + LOGIT_BLOCK] = x @ torch.transpose(weight[s : s + LOGIT_BLOCK].to(x.dtype), 0, 1)
+        return out.float()
 
 
 def _int8(module: nn.Module) -> nn.Module:
@@ -416,7 +468,7 @@ class FastInference:
         self.offset = 0
 
 
-def attach_fast_decoder(model: nn.Module, quant: str = "none", kernel: Any = None) -> FastDecoder:
+def attach_fast_decoder(model: nn.Module, quant: str = "none", kernel: Any = None, fp16_only: bool = False) -> FastDecoder:
     """A fast decoder over ``model``'s text decoder (its weights shared, or quantised
-    copies); ``kernel`` as for :class:`FastDecoder`."""
-    return FastDecoder(model, quant, kernel)
+    copies); ``kernel`` and ``fp16_only`` as for :class:`FastDecoder`."""
+    return FastDecoder(model, quant, kernel, fp16_only)
