@@ -12,7 +12,6 @@ use of openai-whisper beyond its public calls lives in ``model/whisper_loop.py``
 
 from __future__ import annotations
 
-import ctypes
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from torch import nn
 from .audio import SAMPLE_RATE
 from .audio.decode import audio_duration, load_audio
 from .devices import create_device, pick_auto
-from .devices.allocator import keep_freed_memory
+from .devices.allocator import keep_freed_memory, release_freed_memory
 from .devices.base import Device, DeviceError
 from .jobs import Cancelled, JobContext, ProgressFn, SegmentFn
 from .live.decoder import Decoded, DecoderOptions
@@ -236,7 +235,7 @@ class Engine:
                 self._fast.step_params = None
         elif decoder != "openai":
             raise ValueError(f"unknown decoder {decoder!r}: {', '.join(DECODERS)}")
-        _release_freed_memory()
+        release_freed_memory()
 
     def _make_encoder(self, device: str, options: dict[str, Any]) -> TiledEncoder:
         """Our encoder on ``device``; a device that can't start (no hardware, kernels not
@@ -330,7 +329,7 @@ class Engine:
             duration = len(audio) / SAMPLE_RATE if isinstance(audio, np.ndarray) else audio_duration(audio)
             options = replace(options, batched=options.batched_for(duration))
         if options.batched:
-            return self._transcribe_batched(audio, options, source, on_progress, on_segment, should_stop)
+            return self._transcribe_batched(audio, options, source, on_progress, on_segment, should_stop, between_windows)
         if not isinstance(audio, np.ndarray):
             source = source or str(audio)
             audio = load_audio(audio)
@@ -392,6 +391,7 @@ class Engine:
         on_segment: SegmentFn | None = None,
         on_file_segment: Callable[[int, dict], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        between_windows: Callable[[], None] | None = None,
         stats: Any = None,
     ) -> list[dict]:
         """Several recordings (arrays or paths, read forward and never held whole) in the
@@ -400,7 +400,12 @@ class Engine:
         from .longform import transcribe_batched_many
 
         options = options or TranscribeOptions()
-        ctx = JobContext(should_stop=should_stop, on_progress=on_progress, on_segment=on_segment, between_windows=self._after_batch)
+        def after_batch() -> None:
+            self._after_batch()
+            if between_windows is not None:  # the app's owner thread runs waiting dictation decodes here
+                between_windows()
+
+        ctx = JobContext(should_stop=should_stop, on_progress=on_progress, on_segment=on_segment, between_windows=after_batch)
         with torch.inference_mode(), self.job(ctx):
             return transcribe_batched_many(
                 self._model, list(inputs), options, ctx, batch_size=options.batch_size, on_file_segment=on_file_segment,
@@ -413,7 +418,7 @@ class Engine:
         next batch's encoder runs on top of them)."""
         if self._fast is not None:
             self._fast.forget_window()
-        _release_freed_memory()
+        release_freed_memory()
 
     def decode_utterance(
         self,
@@ -433,6 +438,7 @@ class Engine:
     def _transcribe_batched(
         self, audio: np.ndarray | str | Path, options: TranscribeOptions, source: str | None,
         on_progress: ProgressFn | None, on_segment: SegmentFn | None, should_stop: Callable[[], bool] | None,
+        between_windows: Callable[[], None] | None = None,
     ) -> TranscriptResult:
         """``transcribe`` in the batched long-form mode: a path is read forward a block
         at a time (memory bounded by a batch, not by the recording)."""
@@ -455,7 +461,9 @@ class Engine:
         cancelled = False
         start = time.perf_counter()
         try:
-            result = self.transcribe_batched_many([audio], options, on_progress=progress, on_segment=collect, should_stop=should_stop)[0]
+            result = self.transcribe_batched_many(
+                [audio], options, on_progress=progress, on_segment=collect, should_stop=should_stop, between_windows=between_windows,
+            )[0]
         except Cancelled:
             cancelled = True
             result = {"text": "".join(s.get("text", "") for s in done), "segments": done, "language": options.language}
@@ -506,23 +514,6 @@ class Engine:
 
     def close(self) -> None:
         self._encoder.device.close()
-
-
-def _release_freed_memory() -> None:
-    """Hand memory freed in the middle of glibc's heaps back to the system
-    (``malloc_trim(0)``; freed blocks under the mmap threshold otherwise stay resident).
-    A no-op where the C library has no malloc_trim."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            _malloc_trim = ctypes.CDLL(None).malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim: Any = None
 
 
 def _wall_ns(events: Any) -> int:

@@ -197,31 +197,10 @@ def test_batched_is_the_default_from_three_minutes(engine: Engine, recording) ->
     long = np.concatenate([audio] * 3)  # ~225 s
     assert long.size / SAMPLE_RATE >= BATCHED_AUTO_MIN_S
     greedy = dict(language="en", temperature=(0.0,))
-    auto = engine.transcribe(long, TranscribeOptions(**greedy))
+    between: list[int] = []  # the app's owner thread runs dictation decodes between batches
+    auto = engine.transcribe(long, TranscribeOptions(**greedy), between_windows=lambda: between.append(1))
+    assert between
     forced = engine.transcribe(long, TranscribeOptions(**greedy, batched=True))
     sequential = engine.transcribe(long, TranscribeOptions(**greedy, batched=False))
     assert auto.text == forced.text and auto.text != sequential.text
 
-
-def test_finished_rows_leave_the_batch_without_changing_a_token(engine: Engine, recording, monkeypatch) -> None:
-    """Once rows of a batch reach end-of-text, the compiled step computes only the others
-    (FastInference._compact): every chunk's tokens stay those of the full batch."""
-    from npu_whisper_app.model import fast_decoder as fdm
-
-    audio, _ = recording
-    opts = TranscribeOptions(language="en", temperature=(0.0,))
-    compacted: list[int] = []
-    real = fdm.FastInference._compact
-
-    def counting(self, tokens):
-        rows = real(self, tokens)
-        if rows is not None:
-            compacted.append(int(rows.numel()))
-        return rows
-
-    monkeypatch.setattr(fdm.FastInference, "_compact", counting)
-    with_compaction = batched(engine, [audio], opts)[0]
-    assert compacted and min(compacted) < 8  # rows did leave a batch
-    monkeypatch.setattr(fdm.FastInference, "_compact", lambda self, tokens: None)
-    without = batched(engine, [audio], opts)[0]
-    assert [s["tokens"] for s in with_compaction["segments"]] == [s["tokens"] for s in without["segments"]]

@@ -87,3 +87,23 @@ def test_fp16_only_decoder_gives_the_fp32_numbers() -> None:
     xa = torch.randn(1, 1500, model.dims.n_audio_state, generator=g)
     with torch.no_grad():
         assert torch.equal(model.decoder(tokens, xa), reference.decoder(tokens, xa))
+
+
+def test_kv_cache_holds_what_a_decode_needs_and_grows_past_it() -> None:
+    """The self-attention caches hold the prompt plus openai-whisper's default sample_len
+    (n_ctx // 2), not the whole 448-token context; a longer decode grows them, keeping
+    what they hold."""
+    from npu_whisper_app.model.fast_decoder import FastInference
+
+    model = resolve.load_whisper_model("tiny.en")
+    fd = attach_fast_decoder(model, kernel=load_decoder_kernel(), fp16_only=True)
+    inf = FastInference(fd, 3)
+    feats = torch.randn(2, 1500, model.dims.n_audio_state)
+    with torch.inference_mode():
+        first = inf.logits(torch.full((2, 3), fd.sot), feats)
+        length = inf.cache[0][0].shape[1]
+        assert length == 3 + fd.n_ctx // 2 + 1 < fd.n_ctx and first.shape[:2] == (2, 3)
+        held = inf.cache[0][0][:, :3].clone()
+        inf.offset = length  # the caches are full: the next token makes them grow
+        inf.logits(torch.full((2, 4), 100), feats)
+    assert inf.cache[0][0].shape[1] == fd.n_ctx and torch.equal(inf.cache[0][0][:, :3], held)

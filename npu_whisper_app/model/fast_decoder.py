@@ -145,7 +145,6 @@ class FastDecoder(nn.Module):
         except Exception:
             pass
         self.sot = tok.sot if tok is not None else None
-        self.eot = tok.eot if tok is not None else None
         self._cross: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
         self._cross16: list[tuple[Tensor, Tensor, int]] | None = None
 
@@ -314,15 +313,24 @@ def _blocked_f16(k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, int]:
     return kb, v.to(torch.float16).contiguous(), t
 
 
-def cross_heads(kv: list[tuple[Tensor, Tensor]], n_head: int, rep: int) -> list[tuple[Tensor, Tensor]]:
-    """Keys/values head-major and contiguous (``[B * rep, H, T, Dh]``) for the fp32
-    attention: every token then streams each head's rows instead of strided ones. Made
-    only when a step needs them (prompts or beams over 8 rows, no fp16 kernel): with the
-    fp16 copies, a window's 12 copies of 3 MB (base) are skipped."""
-    out = [(_heads(k, n_head).contiguous(), _heads(v, n_head).contiguous()) for k, v in kv]
-    if rep != 1:  # best-of / beams share one window
-        out = [(k.repeat_interleave(rep, 0), v.repeat_interleave(rep, 0)) for k, v in out]
-    return out
+def cross_heads(kv: list[tuple[Tensor, Tensor]], n_head: int) -> list[tuple[Tensor, Tensor]]:
+    """Keys/values head-major and contiguous (``[B, H, T, Dh]``, one per window) for the
+    fp32 attention: every token then streams each head's rows instead of strided ones.
+    Made only when a step needs them (prompts or beams over 8 rows, no fp16 kernel): with
+    the fp16 copies, a window's 12 copies of 3 MB (base) are skipped. The rows of a beam
+    or best-of group share their window's (see :func:`cross_attention_fp32`)."""
+    return [(_heads(k, n_head).contiguous(), _heads(v, n_head).contiguous()) for k, v in kv]
+
+
+def cross_attention_fp32(q: Tensor, k: Tensor, v: Tensor, n_head: int, rep: int) -> Tensor:
+    """``q[B * rep, n, D]`` (``rep`` consecutive rows per window: beams, best-of) against
+    each window's ``k, v[B, H, T, Dh]``: a group's queries stacked on the query axis, so the
+    window's keys/values are read once and never repeated (best-of 5 over 4 windows of
+    base would otherwise copy them into 740 MB of fp32). Cross-attention has no mask, so
+    each query row's result is the one it would have alone."""
+    b_rep, n, d = q.shape
+    grouped = q.reshape(b_rep // rep, rep * n, d)
+    return _merge(F.scaled_dot_product_attention(_heads(grouped, n_head), k, v)).reshape(b_rep, n, d)
 
 
 def _heads(x: Tensor, n_head: int) -> Tensor:
@@ -347,23 +355,33 @@ class FastInference:
         self.cross: list[tuple[Tensor, Tensor]] | None = None  # head-major, when first needed
         self.cross16: list[tuple[Tensor, Tensor, int]] | None = None
         self.rep = 1
-        #: the batch rows the compiled step still computes (None: all), see _compact
-        self.rows: Tensor | None = None
 
-    def _alloc(self, batch: int, dtype: torch.dtype) -> None:
+    def _alloc(self, batch: int, dtype: torch.dtype, length: int) -> None:
         fd = self.fast
         self.cache = [
-            (torch.empty(batch, fd.n_ctx, fd.n_state, dtype=dtype), torch.empty(batch, fd.n_ctx, fd.n_state, dtype=dtype))
+            (torch.empty(batch, length, fd.n_state, dtype=dtype), torch.empty(batch, length, fd.n_state, dtype=dtype))
             for _ in fd.layers
         ]
         self.offset = 0
+
+    def _grow(self) -> None:
+        """The whole text context, for a decode past the usual length (see logits)."""
+        assert self.cache is not None
+        old, n = self.cache, self.offset
+        self._alloc(old[0][0].shape[0], old[0][0].dtype, self.fast.n_ctx)
+        for (kc, vc), (ko, vo) in zip(self.cache, old):
+            kc[:, :n], vc[:, :n] = ko[:, :n], vo[:, :n]
+        self.offset = n
 
     def logits(self, tokens: Tensor, audio_features: Tensor) -> Tensor:
         fd = self.fast
         self.ctx.check_stop()
         first = self.cache is None
         if first:
-            self._alloc(tokens.shape[0], audio_features.dtype)
+            # room for the prompt and openai-whisper's default sample_len (n_ctx // 2), not
+            # the whole context: the caches of a best-of-5 fallback over 4 windows of base
+            # are 220 MB at 448 positions; a longer decode grows them (_grow)
+            self._alloc(tokens.shape[0], audio_features.dtype, min(fd.n_ctx, tokens.shape[-1] + fd.n_ctx // 2 + 1))
             self.cross_raw = fd.cross_kv(audio_features)
             self.cross16 = fd.cross16()
             self.rep = tokens.shape[0] // audio_features.shape[0]
@@ -374,22 +392,19 @@ class FastInference:
         off = self.offset
         if off + n > fd.n_ctx:
             raise RuntimeError("decoder context exceeded")
+        assert self.cache is not None
+        if off + n > self.cache[0][0].shape[1]:
+            self._grow()
         h = fd.n_head
         x = fd.token_embedding(tokens) + fd.positional_embedding[off : off + n]
         x = x.to(audio_features.dtype)
         causal = n > 1
         assert self.cache is not None
         if not first and x.dtype == torch.float32:
-            rows = self._compact(tokens) if n == 1 else None
-            stepped = fd.step(x if rows is None else x[rows], self.cache, self.cross16, off, self.rep)
+            stepped = fd.step(x, self.cache, self.cross16, off, self.rep)
             if stepped is not None:
                 self.offset = off + n
-                logits = fd.logits(fd.ln(stepped))
-                if rows is None:
-                    return logits
-                full = logits.new_zeros(x.shape[0], *logits.shape[1:])
-                full[rows] = logits
-                return full
+                return fd.logits(fd.ln(stepped))
         for i, (layer, (kc, vc)) in enumerate(zip(fd.layers, self.cache)):
             # self-attention, kv written into the preallocated cache
             y = layer.attn_ln(x)
@@ -406,9 +421,10 @@ class FastInference:
                 if self.cross is None:
                     if self.cross_raw is None:  # fp16 copies only: the fp32 ones on demand
                         self.cross_raw = fd.cross_kv_fp32(audio_features)
-                    self.cross = cross_heads(self.cross_raw, h, self.rep)
+                    self.cross = cross_heads(self.cross_raw, h)
+                    self.cross_raw = None  # the head-major copies are all the steps read
                 ck, cv = self.cross[i]
-                a = _merge(F.scaled_dot_product_attention(_heads(q, h), ck, cv))
+                a = cross_attention_fp32(q, ck, cv, h, self.rep)
             x = x + layer.co(a)
             y = layer.mlp_ln(x)
             x = x + layer.fc2(layer.fc1(y, gelu=True) if isinstance(layer.fc1, F16Linear) else F.gelu(layer.fc1(y)))
@@ -428,29 +444,6 @@ class FastInference:
             return out
         return fd.logits(fd.ln(x))
 
-    def _compact(self, tokens: Tensor) -> Tensor | None:
-        """Greedy or sampled decoding of a batch (one row per window): a row whose last
-        token is end-of-text is finished, and openai-whisper's decoder ignores its logits
-        from then on (it appends end-of-text and adds nothing to its log-probability). Once
-        a quarter of the rows still computed have finished, the kv caches and the cross
-        keys/values are cut down to the unfinished rows, so the steps after it read only
-        theirs (reading each row's cross keys/values is most of a batched step). Returns
-        the rows the step computes (None: all). Beams and best-of groups keep every row."""
-        fd = self.fast
-        if self.rep != 1 or fd.eot is None or fd.step_params is None or self.cross16 is None or self.cache is None or tokens.shape[0] > MAX_F16_ROWS:
-            return self.rows
-        live = self.rows if self.rows is not None else torch.arange(tokens.shape[0])
-        done = tokens[live, -1] == fd.eot
-        n_done = int(done.sum())
-        if n_done == 0 or n_done * 4 < live.numel() or n_done == live.numel():
-            return self.rows
-        keep = (~done).nonzero()[:, 0]
-        self.cache = [(kc[keep].contiguous(), vc[keep].contiguous()) for kc, vc in self.cache]
-        self.cross16 = [(kb[keep].contiguous(), v16[keep].contiguous(), t) for kb, v16, t in self.cross16]
-        self.cross = self.cross_raw = None  # the fp32 copies are per row too: made again from the rows if needed
-        self.rows = live[keep]
-        return self.rows
-
     def rearrange_kv_cache(self, source_indices: list[int]) -> None:
         if self.cache is not None and source_indices != list(range(len(source_indices))):
             idx = torch.tensor(source_indices)
@@ -460,7 +453,6 @@ class FastInference:
                 vc[:, :n] = vc[idx, :n]
 
     def cleanup_caching(self) -> None:
-        self.rows = None
         self.cache = None
         self.cross_raw = None
         self.cross = None
