@@ -34,8 +34,8 @@ def test_kernel_builds_on_this_machine() -> None:
 def test_compiled_attention_matches_sdpa_and_python_tiles(t: int, n_head: int, d: int) -> None:
     torch.manual_seed(t + n_head)
     qkv = torch.randn(t, 3 * n_head * d) * 2
-    fast = CpuDevice(Recorder())
-    slow = CpuDevice(Recorder(), native=False)
+    fast = CpuDevice(Recorder(), precision="fp32")
+    slow = CpuDevice(Recorder(), precision="fp32", native=False)
     assert fast._kernel is not None and slow._kernel is None
     a = fast.attention_qkv(qkv, n_head)
     b = slow.attention_qkv(qkv, n_head)
@@ -143,7 +143,7 @@ def test_compiled_attention_sees_all_frames() -> None:
     qkv[:64, 0] = 1.0  # queries of tile 0
     qkv[1400, d] = 50.0  # only key 1400 matches them
     qkv[1400, 2 * d :] = 3.0
-    out = CpuDevice(Recorder()).attention_qkv(qkv, 1)
+    out = CpuDevice(Recorder(), precision="fp32").attention_qkv(qkv, 1)
     expected = 3.0 * math.exp(6.25) / (math.exp(6.25) + 1499)
     assert abs(out[0, 0].item() - expected) < 1e-4
 
@@ -189,7 +189,7 @@ def test_failed_build_falls_back_and_says_why(monkeypatch, tmp_path) -> None:
     assert cpu_native.load_attention_kernel() is None
     assert cpu_native.kernel_status().startswith("not built:")
     rec = Recorder()
-    dev = CpuDevice(rec)
+    dev = CpuDevice(rec, precision="fp32")
     assert dev._kernel is None
     qkv = torch.randn(200, 3 * 2 * 64)
     assert (dev.attention_qkv(qkv, 2) - sdpa_reference(qkv, 2)).abs().max().item() < 2e-5

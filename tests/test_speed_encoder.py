@@ -63,7 +63,7 @@ def test_packed_attention_equals_contract_attention() -> None:
     t, h, d = 1500, 4, 64
     qkv = torch.randn(t, 3 * h * d)
     rec = Recorder()
-    dev = CpuDevice(rec)
+    dev = CpuDevice(rec, precision="fp32")
     packed = dev.attention_qkv(qkv, h)
     split = qkv.view(t, 3, h, d).permute(1, 2, 0, 3)
     ref = torch.nn.functional.scaled_dot_product_attention(split[0], split[1], split[2]).permute(1, 0, 2).reshape(t, h * d)
