@@ -34,7 +34,9 @@ from npu_whisper_app.pipeline import Engine, TranscribeOptions
 from npu_whisper_app.longform import BatchedStats
 mode, model, path, precision = sys.argv[1:5]
 t0 = time.perf_counter()
-eng = Engine(model, device="cpu", device_options={"precision": precision})
+from npu_whisper_app.profiling import Recorder
+# as `npu-whisper transcribe` runs without --profile: no dispatch event kept
+eng = Engine(model, device="cpu", device_options={"precision": precision}, recorder=Recorder(keep=False))
 load = time.perf_counter() - t0
 rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 opts = TranscribeOptions(language="en")

@@ -216,7 +216,11 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     )
     try:
         device_options, engine_options = _engine_options(args)
-        engine = Engine(args.model, args.device, on_notice=lambda msg: _err(f"note: {msg}"), device_options=device_options, **engine_options)
+        from .profiling import Recorder
+
+        # every dispatch's event is kept only when --profile writes them (~40 MB an hour)
+        engine = Engine(args.model, args.device, recorder=Recorder(keep=bool(args.profile)), on_notice=lambda msg: _err(f"note: {msg}"),
+                        device_options=device_options, **engine_options)
     except (ModelError, DeviceError) as exc:
         _err(f"error: {exc}")
         return 2

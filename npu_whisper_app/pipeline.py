@@ -203,6 +203,10 @@ class Engine:
 
         keep_freed_memory()
         self.recorder = recorder if recorder is not None else Recorder()
+        # the encoder's time, counted as batches of events pass (so also with a recorder
+        # that keeps none: a long job's events are ~40 MB an hour)
+        self._encoder_ns = 0
+        self.recorder.add_listener(self._count_encoder)
         self.notices: list[str] = []
         self._on_notice = on_notice
         self.auto_reason = ""
@@ -335,8 +339,7 @@ class Engine:
             audio = load_audio(audio)
         source = source or "<audio>"
         duration = len(audio) / SAMPLE_RATE
-        first_event = len(self.recorder.events)
-        notices_before = len(self.notices)
+        mark = self._job_mark()
         done_segments: list[dict] = []
 
         def collect(seg: dict) -> None:
@@ -366,16 +369,26 @@ class Engine:
             result = {"text": texts, "segments": done_segments, "language": options.language}
         finally:
             self.recorder.flush()
-        return self._job_result(source, result, duration, time.perf_counter() - start, first_event, notices_before, cancelled)
+        return self._job_result(source, result, duration, time.perf_counter() - start, mark, cancelled)
+
+    def _count_encoder(self, batch: list[TimingEvent]) -> None:
+        """Encoder time of a batch of dispatches (attention tiles run on several threads:
+        their wall time, not their sum)."""
+        self._encoder_ns += sum(e.end_ns - e.start_ns for e in batch if e.op != "attention")
+        self._encoder_ns += _wall_ns(e for e in batch if e.op == "attention")
+
+    def _job_mark(self) -> tuple[int, int, int]:
+        """Where a job starts: events kept, notices, encoder time so far."""
+        return len(self.recorder.events), len(self.notices), self._encoder_ns
 
     def _job_result(
-        self, source: str, result: dict, duration: float, elapsed: float, first_event: int, notices_before: int, cancelled: bool
+        self, source: str, result: dict, duration: float, elapsed: float, mark: tuple[int, int, int], cancelled: bool
     ) -> TranscriptResult:
-        """A job's result with the timing events and notices it added, and its encoder
-        time (attention tiles run on several threads: their wall time, not their sum)."""
+        """A job's result with the timing events (where the recorder keeps them) and
+        notices it added, and its encoder time."""
+        first_event, notices_before, encoder_before = mark
         events = self.recorder.events[first_event:]
-        encoder_ns = sum(e.end_ns - e.start_ns for e in events if e.op != "attention")
-        encoder_ns += _wall_ns(e for e in events if e.op == "attention")
+        encoder_ns = self._encoder_ns - encoder_before
         return TranscriptResult(
             source=source, result=result, duration_s=duration, elapsed_s=elapsed, encoder_s=encoder_ns / 1e9,
             device=self.device_name, model=self.model_name, events=list(events), notices=self.notices[notices_before:],
@@ -443,8 +456,7 @@ class Engine:
         """``transcribe`` in the batched long-form mode: a path is read forward a block
         at a time (memory bounded by a batch, not by the recording)."""
         source = source or (str(audio) if not isinstance(audio, np.ndarray) else "<audio>")
-        first_event = len(self.recorder.events)
-        notices_before = len(self.notices)
+        mark = self._job_mark()
         done: list[dict] = []
         total = [0.0]
 
@@ -471,7 +483,7 @@ class Engine:
             self.recorder.flush()
         elapsed = time.perf_counter() - start
         duration = len(audio) / SAMPLE_RATE if isinstance(audio, np.ndarray) else total[0]
-        return self._job_result(source, result, duration, elapsed, first_event, notices_before, cancelled)
+        return self._job_result(source, result, duration, elapsed, mark, cancelled)
 
     def _trim(self, options: TranscribeOptions) -> tuple[int, int] | None:
         """With ``short_window``, each window is encoded over its audio's frames plus a

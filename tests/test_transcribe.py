@@ -179,3 +179,19 @@ def test_silent_gap_inside_speech_invents_nothing(tiny_engine: Engine, espeak_wa
     assert result.text.lower().count("lazy dog") == 2
     for seg in result.segments:  # no segment lives inside the silent 40 s
         assert not (len(audio) / 16000 + 1 < seg["start"] and seg["end"] < len(audio) / 16000 + 39)
+
+
+def test_a_recorder_that_keeps_no_events_still_gives_the_encoder_time(speech_wav: Path) -> None:
+    """The CLI keeps dispatch events only for --profile (a long job's are ~40 MB an hour):
+    the job's encoder time is counted as the batches pass, not read back from them."""
+    from npu_whisper_app.profiling import Recorder
+
+    seen: list[int] = []
+    rec = Recorder(keep=False)
+    rec.add_listener(lambda batch: seen.append(len(batch)))
+    engine = Engine("tiny.en", "cpu", recorder=rec)
+    first = engine.transcribe(str(speech_wav), GREEDY)
+    engine.forget_cached_window()  # else the same window is not encoded again
+    second = engine.transcribe(str(speech_wav), GREEDY)
+    assert first.events == [] and rec.events == [] and sum(seen) > 0
+    assert 0 < first.encoder_s < first.elapsed_s and 0 < second.encoder_s < second.elapsed_s
