@@ -235,9 +235,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
             # the batched mode reads a file forward a block at a time (memory bounded by a
             # batch, not by the recording); the sequential loop takes the whole array
-            batched = options.batched_for(audio_duration(path))
+            header_s = audio_duration(path)
+            batched = options.batched_for(header_s)
             audio = path if batched else load_audio(path)
-            duration = audio_duration(path) if batched else len(audio) / SAMPLE_RATE
+            duration = header_s if batched else len(audio) / SAMPLE_RATE
         except AudioError as exc:
             _err(f"error: {exc}")
             failed += 1

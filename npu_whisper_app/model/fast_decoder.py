@@ -399,7 +399,6 @@ class FastInference:
         x = fd.token_embedding(tokens) + fd.positional_embedding[off : off + n]
         x = x.to(audio_features.dtype)
         causal = n > 1
-        assert self.cache is not None
         if not first and x.dtype == torch.float32:
             stepped = fd.step(x, self.cache, self.cross16, off, self.rep)
             if stepped is not None:
