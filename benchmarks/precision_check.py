@@ -1,11 +1,13 @@
 """What ``--precision auto`` picks here, and what bf16 does to the numbers and the words.
 
-    python benchmarks/precision_check.py [--model base] [--manifest ../shared/eval-dev/manifest.jsonl]
+    python benchmarks/precision_check.py [--model base] [--precisions fp32,bf16,int8]
+                                         [--manifest ../shared/eval-dev/manifest.jsonl]
 
 For every eval-dev clip: the encoder's max-abs error against openai-whisper's fp32
-encoder (fp32 and bf16 on our cpu device), the 30 s window's encode time of each, and
-the transcription (greedy, English) with fp32 and bf16: how many clips read word for
-word the same, and the WER of each against the references. Prints the CPU and flags.
+encoder (each precision on our cpu device), the 30 s window's encode time of each, and
+the transcription (greedy, English) with each: how many clips read word for word as
+the first precision's, and the WER of each against the references. Prints the CPU and
+flags.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="base")
     ap.add_argument("--manifest", default=str(DEFAULT_MANIFEST))
+    ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated; the first is the one the others are read against")
     args = ap.parse_args()
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     cpu = cpu_summary()
     print(f"CPU: {cpu['model']} · flags {' '.join(cpu['flags'])} · precision auto -> {cpu['precision_auto']}: {cpu['precision_reason']}")
     items = load_items(args.manifest)
-    engines = {p: Engine(args.model, "cpu", device_options={"precision": p}) for p in ("fp32", "bf16")}
-    ref_engine = engines["fp32"]
+    engines = {p: Engine(args.model, "cpu", device_options={"precision": p}) for p in precisions}
+    ref_engine = engines[precisions[0]]
     errs: dict[str, list[float]] = {p: [] for p in engines}
     times: dict[str, list[float]] = {p: [] for p in engines}
     texts: dict[str, list[str]] = {p: [] for p in engines}
@@ -51,14 +55,16 @@ def main() -> int:
         for p, eng in engines.items():
             texts[p].append(eng.transcribe(it.audio, opts).text)
     refs = [it.ref or "" for it in items]
-    same = sum(normalize(a) == normalize(b) for a, b in zip(texts["fp32"], texts["bf16"]))
+    first = precisions[0]
     for p in engines:
         print(f"{p}: encoder max-abs vs openai-whisper fp32: max {max(errs[p]):.4f}, median {statistics.median(errs[p]):.4f}; "
               f"30 s window {statistics.median(times[p]):.3f} s (median); WER {wer(refs, texts[p]):.1f}%")
-    print(f"bf16 reads {same} of {len(items)} clips word for word as fp32")
-    for it, a, b in zip(items, texts["fp32"], texts["bf16"]):
-        if normalize(a) != normalize(b):
-            print(f"  {it.id}: fp32 {a.strip()!r} | bf16 {b.strip()!r}")
+    for p in precisions[1:]:
+        same = sum(normalize(a) == normalize(b) for a, b in zip(texts[first], texts[p]))
+        print(f"{p} reads {same} of {len(items)} clips word for word as {first}")
+        for it, a, b in zip(items, texts[first], texts[p]):
+            if normalize(a) != normalize(b):
+                print(f"  {it.id}: {first} {a.strip()!r} | {p} {b.strip()!r}")
     return 0
 
 

@@ -199,12 +199,25 @@ using npuw::exp_sum;
 //   v  [Bk, H, T, 64] fp16      -> [Bk, R, H, 64] fp32
 // Keys are blocked so that 16 frames' scores come from 64 broadcast FMAs with no
 // horizontal sums, and each block is one contiguous 2 KB read.
-void cross_raw(const float* qp, int64_t Bk, int64_t R, int64_t H, const uint16_t* kp, int64_t blocks, const uint16_t* vp, int64_t T, float* op) {
+// ``live`` (optional, Bk flags): windows whose rows are all finished are skipped (their
+// output rows are zeros) and the work is handed out over the live ones only.
+void cross_raw(const float* qp, int64_t Bk, int64_t R, int64_t H, const uint16_t* kp, int64_t blocks, const uint16_t* vp, int64_t T, float* op,
+               const uint8_t* live = nullptr) {
   const int64_t D = 64;
   const float scale = 0.125f;  // 1 / sqrt(64)
-  at::parallel_for(0, Bk * H, 1, [&](int64_t i0, int64_t i1) {
+  std::vector<int64_t> work;
+  work.reserve(static_cast<size_t>(Bk * H));
+  for (int64_t bk = 0; bk < Bk; ++bk) {
+    if (live && !live[bk]) {
+      std::fill(op + bk * R * H * D, op + (bk + 1) * R * H * D, 0.f);
+      continue;
+    }
+    for (int64_t h = 0; h < H; ++h) work.push_back(bk * H + h);
+  }
+  at::parallel_for(0, static_cast<int64_t>(work.size()), 1, [&](int64_t i0, int64_t i1) {
     std::vector<float> scores(static_cast<size_t>(R * blocks * 16));
-    for (int64_t i = i0; i < i1; ++i) {
+    for (int64_t w = i0; w < i1; ++w) {
+      const int64_t i = work[static_cast<size_t>(w)];
       const int64_t bk = i / H, h = i % H;
       const uint16_t* K = kp + (bk * H + h) * blocks * 64 * 16;
       const uint16_t* V = vp + (bk * H + h) * T * 64;
@@ -297,11 +310,23 @@ inline float dot64(const float* a, const float* b) {
 
 // Self-attention of M rows, each one new position at `off`, over its own cache rows
 // 0..off (keys/values fp32 [M, nctx, D], this position's already written).
-void self_attention(const float* q, const float* kc, const float* vc, int64_t M, int64_t H, int64_t nctx, int64_t D, int64_t off, float* out) {
+// ``live`` (optional, M flags) as for cross_raw: finished rows are skipped (zeros).
+void self_attention(const float* q, const float* kc, const float* vc, int64_t M, int64_t H, int64_t nctx, int64_t D, int64_t off, float* out,
+                    const uint8_t* live = nullptr) {
   const int64_t n = off + 1;
-  at::parallel_for(0, M * H, 1, [&](int64_t i0, int64_t i1) {
+  std::vector<int64_t> work;
+  work.reserve(static_cast<size_t>(M * H));
+  for (int64_t m = 0; m < M; ++m) {
+    if (live && !live[m]) {
+      std::fill(out + m * D, out + (m + 1) * D, 0.f);
+      continue;
+    }
+    for (int64_t h = 0; h < H; ++h) work.push_back(m * H + h);
+  }
+  at::parallel_for(0, static_cast<int64_t>(work.size()), 1, [&](int64_t i0, int64_t i1) {
     std::vector<float> p(static_cast<size_t>(n));
-    for (int64_t i = i0; i < i1; ++i) {
+    for (int64_t w = i0; w < i1; ++w) {
+      const int64_t i = work[static_cast<size_t>(w)];
       const int64_t m = i / H, h = i % H;
       const float* qh = q + m * D + h * 64;
       const float* K = kc + m * nctx * D + h * 64;
@@ -331,15 +356,27 @@ const float* f32(const torch::Tensor& t) { return t.numel() ? t.data_ptr<float>(
 //   x [M, D] fp32 (token + positional embedding), layers[i]: 22 tensors (see
 //   fast_decoder.FastDecoder.step_params), caches: kc0, vc0, kc1, ... [M, nctx, D],
 //   cross: kb0, v0, kb1, ... (fp16, per window), rep: rows per window.
+//   live: empty, or M uint8 flags; a row with flag 0 has finished (its output is not
+//   read): its attention reads none of its keys and values (cross-attention: a window
+//   whose rows have all finished). The products still take every row, so a live row's
+//   numbers are the same either way.
 torch::Tensor decoder_step(const torch::Tensor& x, const std::vector<std::vector<torch::Tensor>>& layers,
                            const std::vector<torch::Tensor>& caches, const std::vector<torch::Tensor>& cross,
-                           int64_t T, int64_t off, int64_t rep, int64_t H) {
+                           int64_t T, int64_t off, int64_t rep, int64_t H, const c10::optional<torch::Tensor>& live) {
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() == 2 && x.is_contiguous(), "decoder_step: x [M, D] float32");
   const int64_t M = x.size(0), D = x.size(1);
   TORCH_CHECK(M >= 1 && M <= 8 && M % rep == 0 && D == H * 64, "decoder_step: 1 to 8 rows, head size 64");
   TORCH_CHECK(caches.size() == 2 * layers.size() && cross.size() == 2 * layers.size(), "decoder_step: one cache and one window per layer");
   const int64_t nctx = caches[0].size(1);
   TORCH_CHECK(off >= 0 && off < nctx, "decoder_step: decoder context exceeded");
+  const uint8_t* row_live = nullptr;
+  std::vector<uint8_t> window_live;
+  if (live.has_value() && live->defined()) {
+    TORCH_CHECK(live->scalar_type() == at::kByte && live->numel() == M && live->is_contiguous(), "decoder_step: live [M] uint8");
+    row_live = live->data_ptr<uint8_t>();
+    window_live.assign(static_cast<size_t>(M / rep), 0);
+    for (int64_t m = 0; m < M; ++m) window_live[static_cast<size_t>(m / rep)] |= row_live[m];
+  }
   torch::Tensor out = x.clone();
   float* xp = out.data_ptr<float>();
   std::vector<float> y(M * D), q(M * D), a(M * D), t(M * D), h(M * 4 * D);
@@ -355,14 +392,14 @@ torch::Tensor decoder_step(const torch::Tensor& x, const std::vector<std::vector
     for (int64_t m = 0; m < M; ++m) std::copy(t.data() + m * D, t.data() + (m + 1) * D, kc + (m * nctx + off) * D);
     linear_raw(y.data(), M, D, f16(P[6]), D, f32(P[7]), t.data(), false);
     for (int64_t m = 0; m < M; ++m) std::copy(t.data() + m * D, t.data() + (m + 1) * D, vc + (m * nctx + off) * D);
-    self_attention(q.data(), kc, vc, M, H, nctx, D, off, a.data());
+    self_attention(q.data(), kc, vc, M, H, nctx, D, off, a.data(), row_live);
     linear_raw(a.data(), M, D, f16(P[8]), D, f32(P[9]), t.data(), false);
     for (int64_t i = 0; i < M * D; ++i) xp[i] += t[i];
     // cross-attention on the window's fp16 keys/values
     layer_norm(xp, M, D, f32(P[10]), f32(P[11]), y.data());
     linear_raw(y.data(), M, D, f16(P[12]), D, f32(P[13]), q.data(), false);
     const torch::Tensor& kb = cross[2 * l];
-    cross_raw(q.data(), M / rep, rep, H, f16(kb), kb.size(2), f16(cross[2 * l + 1]), T, a.data());
+    cross_raw(q.data(), M / rep, rep, H, f16(kb), kb.size(2), f16(cross[2 * l + 1]), T, a.data(), row_live ? window_live.data() : nullptr);
     linear_raw(a.data(), M, D, f16(P[14]), D, f32(P[15]), t.data(), false);
     for (int64_t i = 0; i < M * D; ++i) xp[i] += t[i];
     // MLP
@@ -379,7 +416,7 @@ torch::Tensor cross_attention_f16(const torch::Tensor&, const torch::Tensor&, co
   return {};
 }
 torch::Tensor decoder_step(const torch::Tensor&, const std::vector<std::vector<torch::Tensor>>&, const std::vector<torch::Tensor>&,
-                           const std::vector<torch::Tensor>&, int64_t, int64_t, int64_t, int64_t) {
+                           const std::vector<torch::Tensor>&, int64_t, int64_t, int64_t, int64_t, const c10::optional<torch::Tensor>&) {
   TORCH_CHECK(false, "decoder_step needs AVX-512");
   return {};
 }
@@ -404,7 +441,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         pybind11::arg("q"), pybind11::arg("kb"), pybind11::arg("v"), pybind11::arg("T"));
   m.def("decoder_step", &decoder_step, "one decoded position through every decoder layer (AVX-512)",
         pybind11::arg("x"), pybind11::arg("layers"), pybind11::arg("caches"), pybind11::arg("cross"), pybind11::arg("T"),
-        pybind11::arg("off"), pybind11::arg("rep"), pybind11::arg("n_head"));
+        pybind11::arg("off"), pybind11::arg("rep"), pybind11::arg("n_head"), pybind11::arg("live") = pybind11::none());
   m.def("isa", &isa, "the instruction set the kernel was compiled for");
   m.attr("lanes") = kLanes;
 }

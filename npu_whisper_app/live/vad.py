@@ -77,6 +77,21 @@ class LevelNormalizer:
             return frame
         return frame * np.float32(10.0 ** (self.gain_db / 20.0))
 
+    def frames(self, frames: np.ndarray) -> np.ndarray:
+        """``__call__`` over the rows of ``frames[N, FRAME]`` at once (the same gains up to
+        float rounding): the envelope's recursion ``e_i = max(db_i, e_{i-1} - r)`` is
+        ``max(cummax_j(db_j + j r), e_{-1} - r) - i r``."""
+        n = frames.shape[0]
+        if n == 0:
+            return frames
+        db = 20.0 * np.log10(np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1)) + 1e-12)
+        ir = np.arange(n, dtype=np.float64) * self._release
+        env = np.maximum(np.maximum.accumulate(db + ir), self.envelope_db - self._release) - ir
+        gain = np.clip(self.target_db - np.maximum(env, self.floor_db), 0.0, self.max_gain_db)
+        self.envelope_db, self.gain_db = float(env[-1]), float(gain[-1])
+        scale = np.where(gain > 0.0, 10.0 ** (gain / 20.0), 1.0).astype(np.float32)
+        return frames * scale[:, None]
+
 
 class SileroVAD:
     """Streaming Silero VAD; ``process(samples) -> np.ndarray`` of per-frame probabilities.

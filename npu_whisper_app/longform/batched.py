@@ -20,6 +20,7 @@ nothing holds more than a batch of chunks.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,9 @@ from ..audio.stream import ArraySamples, FileSamples, StreamingMel, iter_blocks,
 from ..jobs import IDLE, JobContext
 from ..model.whisper_loop import InferenceFactory, decode_features
 from .chunks import Chunk, VadOptions, chunk_probs, vad_probs
+from .vad_batched import create_batched_vad
+
+_log = logging.getLogger(__name__)
 
 TILE_FRAMES = 128  # the encoder's 64-row attention tiles, in mel frames
 #: a chunk's window: its frames + MARGIN, at least MIN_WINDOW (see --short-window: windows
@@ -64,11 +68,10 @@ class BatchedStats:
 class _Source:
     """One input: its samples (an array, or a file read forward) and its chunks."""
 
-    def __init__(self, index: int, audio: np.ndarray | str | Path, vad_opts: VadOptions) -> None:
-        from ..live.vad import FRAME, create_vad
+    def __init__(self, index: int, audio: np.ndarray | str | Path, vad_opts: VadOptions, vad: Any) -> None:
+        from ..live.vad import FRAME
 
         self.index = index
-        vad = create_vad("silero")
         if isinstance(audio, np.ndarray):
             self.samples: ArraySamples | FileSamples = ArraySamples(audio)
             probs = vad_probs(self.samples.audio, vad)
@@ -241,7 +244,8 @@ def transcribe_batched_many(
     beams = max(options.beam_size or 1, 1)
     batch_size = max(1, min(batch_size, 8 // beams)) if beams > 1 else batch_size
 
-    sources = [_Source(i, a, vad_options) for i, a in enumerate(inputs)]
+    vad = create_batched_vad(on_notice=_log.warning)
+    sources = [_Source(i, a, vad_options, vad) for i, a in enumerate(inputs)]
     total_s = sum(s.seconds for s in sources)
     before = [sum(s.seconds for s in sources[:i]) for i in range(len(sources))]
     chunks = [c for s in sources for c in s.chunks]

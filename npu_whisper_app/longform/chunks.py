@@ -121,10 +121,11 @@ def chunk_probs(probs: np.ndarray, n_samples: int, opts: VadOptions = VadOptions
 
 
 def vad_probs(audio: np.ndarray, vad: object | None = None) -> np.ndarray:
-    """Silero probabilities (one per 512 samples) of a whole array."""
-    from ..live.vad import create_vad
+    """Silero probabilities (one per 512 samples) of a whole array (by default the
+    batched Silero of :mod:`.vad_batched`)."""
+    from .vad_batched import create_batched_vad
 
-    vad = vad if vad is not None else create_vad("silero")
+    vad = vad if vad is not None else create_batched_vad()
     vad.reset()
     probs = vad.process(np.asarray(audio, np.float32))
     rest = audio.size - probs.size * FRAME

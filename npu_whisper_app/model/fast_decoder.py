@@ -145,6 +145,9 @@ class FastDecoder(nn.Module):
         except Exception:
             pass
         self.sot = tok.sot if tok is not None else None
+        #: a row whose last token is end-of-text has finished (openai-whisper's greedy and
+        #: sampling decoders keep appending it and read nothing more of the row)
+        self.eot = tok.eot if tok is not None else None
         self._cross: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
         self._cross16: list[tuple[Tensor, Tensor, int]] | None = None
 
@@ -233,14 +236,24 @@ class FastDecoder(nn.Module):
         its own reference, so a later window cannot swap them under it."""
         return self._cross16
 
-    def step(self, x: Tensor, cache: list[tuple[Tensor, Tensor]], cross16: list[tuple[Tensor, Tensor, int]] | None, off: int, rep: int) -> Tensor | None:
+    def step(
+        self, x: Tensor, cache: list[tuple[Tensor, Tensor]], cross16: list[tuple[Tensor, Tensor, int]] | None, off: int, rep: int,
+        live: Tensor | None = None,
+    ) -> Tensor | None:
         """One new token per row (``x[B, 1, D]``, embedded) through every layer in one
-        compiled call; None where it does not apply (no kernel, more than 8 rows)."""
+        compiled call; None where it does not apply (no kernel, more than 8 rows).
+        ``live`` (``[B]`` bool, optional): rows still decoding; the attention of the others
+        is skipped (a batch's rows end at different lengths: a finished row would read its
+        window's 18 MB of keys and values a step for nothing). Live rows' numbers are the
+        same with or without it."""
         if self.step_params is None or cross16 is None or x.shape[0] > MAX_F16_ROWS or x.shape[1] != 1:
             return None
         caches = [t for kv in cache for t in kv]
         flat = [t for kb, v16, _ in cross16 for t in (kb, v16)]
-        out = self._kernel.decoder_step(x.reshape(x.shape[0], -1).contiguous(), self.step_params, caches, flat, cross16[0][2], off, rep, self.n_head)
+        flags = live.to(torch.uint8).contiguous() if live is not None else None
+        out = self._kernel.decoder_step(
+            x.reshape(x.shape[0], -1).contiguous(), self.step_params, caches, flat, cross16[0][2], off, rep, self.n_head, flags
+        )
         return out.view_as(x)
 
     def cross_attention(self, cross16: list[tuple[Tensor, Tensor, int]] | None, layer_index: int, q: Tensor, rep: int) -> Tensor | None:
@@ -337,6 +350,21 @@ def _heads(x: Tensor, n_head: int) -> Tensor:
     return x.view(*x.shape[:2], n_head, -1).permute(0, 2, 1, 3)
 
 
+def _live_logits(fd: FastDecoder, x: Tensor, live: Tensor | None) -> Tensor:
+    """Logits of the live rows of ``x[B, 1, D]``, zeros for finished ones (read by no
+    decoder). At least two rows go through the product: the one-row kernel sums in
+    another order, and a live row's logits must not depend on which rows finished."""
+    if live is None:
+        return fd.logits(x)
+    idx = live.nonzero().flatten()
+    if idx.numel() < 2:
+        idx = torch.cat([idx, (~live).nonzero().flatten()[: 2 - idx.numel()]])
+    part = fd.logits(x[idx])
+    out = torch.zeros(x.shape[0], *part.shape[1:], dtype=part.dtype)
+    out[idx] = part
+    return out
+
+
 def _merge(a: Tensor) -> Tensor:
     return a.permute(0, 2, 1, 3).flatten(start_dim=2)
 
@@ -386,7 +414,11 @@ class FastInference:
             self.cross16 = fd.cross16()
             self.rep = tokens.shape[0] // audio_features.shape[0]
             self.cross = None
-        elif tokens.shape[-1] > self.initial_token_length:
+        live: Tensor | None = None
+        if not first and tokens.shape[-1] > self.initial_token_length:
+            if fd.eot is not None and tokens.shape[0] > 1:
+                live = tokens[:, -1] != fd.eot
+                live = None if bool(live.all()) else live
             tokens = tokens[:, -1:]
         n = tokens.shape[-1]
         off = self.offset
@@ -400,10 +432,10 @@ class FastInference:
         x = x.to(audio_features.dtype)
         causal = n > 1
         if not first and x.dtype == torch.float32:
-            stepped = fd.step(x, self.cache, self.cross16, off, self.rep)
+            stepped = fd.step(x, self.cache, self.cross16, off, self.rep, live)
             if stepped is not None:
                 self.offset = off + n
-                return fd.logits(fd.ln(stepped))
+                return _live_logits(fd, fd.ln(stepped), live)
         for i, (layer, (kc, vc)) in enumerate(zip(fd.layers, self.cache)):
             # self-attention, kv written into the preallocated cache
             y = layer.attn_ln(x)
