@@ -131,7 +131,7 @@ class OursBatchedRunner:
 
         self.engine = Engine(model, device, device_options=device_options)
         self.batch_size = batch_size
-        self.description = f"npu-whisper batched (VAD chunks, batch {batch_size}) on {self.engine.device_name} " + (json.dumps(device_options, sort_keys=True) if device_options else "(defaults)")
+        self.description = f"npu-whisper's default mode, batched (VAD chunks, batch {batch_size}), on {self.engine.device_name} " + (json.dumps(device_options, sort_keys=True) if device_options else "(defaults)")
 
     def transcribe(self, audio: np.ndarray, settings: DecodeSettings) -> str:
         from .pipeline import TranscribeOptions
@@ -185,7 +185,9 @@ class OursRunner:
         self.engine = Engine(model, device, device_options=device_options, **(engine_options or {}))
         opts = dict(device_options or {})
         opts.update(engine_options or {})
-        self.description = f"npu-whisper on {self.engine.device_name} " + (json.dumps(opts, sort_keys=True) if opts else "(defaults)")
+        self.description = f"npu-whisper, openai-whisper's loop (--batched False), on {self.engine.device_name} " + (
+            json.dumps(opts, sort_keys=True) if opts else "(defaults)"
+        )
 
     def transcribe(self, audio: np.ndarray, settings: DecodeSettings) -> str:
         from .pipeline import TranscribeOptions
@@ -195,7 +197,7 @@ class OursRunner:
             temperature=settings.temperatures,
             beam_size=settings.beam_size,
             condition_on_previous_text=settings.condition_on_previous_text,
-            batched=False,  # openai-whisper's sequential loop (the default under 3 minutes); ours-batched is the other mode
+            batched=False,  # openai-whisper's sequential loop (--batched False); ours-batched is the default mode
         )
         self.engine.recorder.clear()  # keep memory flat over many runs
         self.engine.forget_cached_window()  # repeated rounds must not reuse the last window's encoding

@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     t.add_argument("--progress", type=_str2bool, nargs="?", const=True, default=None, help="progress bar on stderr (default: for audio over 30 s)")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default=None, help="cpu device precision: auto (default: bf16 where the CPU has native bf16, else fp32; `devices` says which), fp32 (openai-whisper's numbers), bf16 (oneDNN, fp32 accumulation), int8 (dynamic quantisation)")
-    t.add_argument("--batched", type=_str2bool, nargs="?", const=True, default=None, help="batched long-form mode: cut the audio at pauses (Silero VAD) into chunks of at most 30 s, decode them in batches, read files forward a block at a time; False: openai-whisper's sequential loop (default: batched for recordings of 3 minutes or more, sequential for shorter ones)")
+    t.add_argument("--batched", type=_str2bool, nargs="?", const=True, default=None, help="batched long-form mode: cut the audio at pauses (Silero VAD) into chunks of at most 30 s, decode them in batches, read files forward a block at a time; False: openai-whisper's sequential loop, its exact words (default: batched, unless --clip_timestamps, --hallucination_silence_threshold or --carry_initial_prompt asks for the sequential loop)")
     t.add_argument("--batch_size", "--batch-size", type=int, default=8, help="chunks decoded together in --batched mode (default: %(default)s)")
     _add_speed_options(t)
 
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--limit", type=int, default=0, help="e2e: first N items only")
     b.add_argument("--also", default="", help="e2e: our variants to run beside ours, comma separated (short-window, int8-decoder)")
     b.add_argument("--fallback", action="store_true", help="e2e: temperature fallback 0,0.2,...,1.0 (default: greedy at 0 only)")
-    b.add_argument("--batched", action="store_true", help="e2e: add our batched long-form mode (ours-batched: VAD chunks decoded 8 at a time)")
+    b.add_argument("--batched", action="store_true", help="e2e: add our default mode, batched (ours-batched: VAD chunks decoded 8 at a time), beside 'ours' (openai-whisper's loop)")
     b.add_argument("--longform", type=float, nargs="*", default=None, metavar="MINUTES",
                    help="e2e: add the long-form set, recordings of these many minutes built from the manifest's clips, espeak-ng speech and pauses (default with no value: 3 5)")
     b.add_argument("--isolate", action="store_true", help="e2e: each system in its own process per round, with its peak resident memory")

@@ -59,7 +59,10 @@ def test_file_jobs_and_dictation_share_one_engine_on_one_thread(jfk, tmp_path) -
         with WavWriter(path) as w:
             w.write(long)
         first_window = threading.Event()
-        job = FileJob(str(path), model="tiny.en", device="cpu", options=TranscribeOptions(language="en", temperature=(0.0,)))
+        # openai-whisper's loop, window by window (dictation between batches of the
+        # batched mode: tests/test_longform.py)
+        opts = TranscribeOptions(language="en", temperature=(0.0,), batched=False)
+        job = FileJob(str(path), model="tiny.en", device="cpu", options=opts)
         fut = host.run_job(job)
         # wait until the job has finished its first window, then ask for a dictation final
         while not stream.of(ev.Segment):

@@ -91,8 +91,9 @@ def test_listen_cli_matches_file_transcripts(engine, sequence, tmp_path: Path, f
 
 
 def test_transcribe_final_is_the_file_transcription(engine) -> None:
-    """``final="transcribe"`` decodes an utterance exactly as Engine.transcribe does a
-    file (30 s window, timestamps), unlike the fitted window; partials stay fitted."""
+    """``final="transcribe"`` decodes an utterance exactly as openai-whisper's loop does a
+    file (``--batched False``: 30 s window, timestamps), unlike the fitted window;
+    partials stay fitted."""
     from npu_whisper_app.live.decoder import DecoderOptions, WhisperUtteranceDecoder
     from npu_whisper_app.pipeline import TranscribeOptions
 
@@ -100,7 +101,7 @@ def test_transcribe_final_is_the_file_transcription(engine) -> None:
     dec = WhisperUtteranceDecoder(engine, DecoderOptions(final="transcribe"))
     final = dec.decode(audio)
     assert final.window_s == 30.0 and final.dropped is None
-    assert final.text == engine.transcribe(audio, TranscribeOptions(language="en")).text.strip()
+    assert final.text == engine.transcribe(audio, TranscribeOptions(language="en", batched=False)).text.strip()
     partial = dec.decode(audio, partial=True)
     assert partial.window_s < 30.0 and norm_words(partial.text)
     assert dec.decode(np.zeros(3 * SR, np.float32)).text == ""

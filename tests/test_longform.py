@@ -181,21 +181,18 @@ def test_cli_batched_mode_reads_the_file_and_prints_its_words(capsys) -> None:
     assert "ask not what your country can do for you" in out.lower()
 
 
-def test_batched_is_the_default_from_three_minutes(engine: Engine, recording) -> None:
-    """No ``batched`` given: recordings of 3 minutes or more take the batched mode (the
-    segments show it: the batched mode reads chunks, so no segment spans a pause between
-    two clips as a 30 s window can, and its text equals batched=True's); shorter ones, and
-    options only the sequential loop has, keep openai-whisper's loop."""
-    from npu_whisper_app.pipeline import BATCHED_AUTO_MIN_S
-
+def test_batched_is_the_default(engine: Engine, recording) -> None:
+    """No ``batched`` given: every recording takes the batched mode (its text equals
+    batched=True's, not the sequential loop's); options only the sequential loop has, and
+    batched=False, keep openai-whisper's loop."""
     o = TranscribeOptions()
-    assert o.batched is None and not o.batched_for(BATCHED_AUTO_MIN_S - 1) and o.batched_for(BATCHED_AUTO_MIN_S)
+    assert o.batched is None and o.batched_for(1.0) and o.batched_for(3600)
     assert TranscribeOptions(batched=False).batched_for(3600) is False and TranscribeOptions(batched=True).batched_for(5) is True
     assert not TranscribeOptions(clip_timestamps="0,60").batched_for(3600)
     assert not TranscribeOptions(hallucination_silence_threshold=2.0).batched_for(3600)
+    assert not TranscribeOptions(initial_prompt="Glossary", carry_initial_prompt=True).batched_for(30)
     audio, _ = recording
     long = np.concatenate([audio] * 3)  # ~225 s
-    assert long.size / SAMPLE_RATE >= BATCHED_AUTO_MIN_S
     greedy = dict(language="en", temperature=(0.0,))
     between: list[int] = []  # the app's owner thread runs dictation decodes between batches
     auto = engine.transcribe(long, TranscribeOptions(**greedy), between_windows=lambda: between.append(1))

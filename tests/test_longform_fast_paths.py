@@ -102,3 +102,42 @@ def test_step_with_finished_rows_leaves_live_rows_unchanged(engine: Engine) -> N
     assert all_rows is not None and some is not None
     assert torch.equal(all_rows[live], some[live])
     assert not torch.equal(all_rows[~live], some[~live])  # their attention was skipped
+
+
+def test_quiet_chunks_are_read_as_loud_ones(engine: Engine) -> None:
+    """A chunk 40 dB down is raised before its log-mel: on a trimmed window Whisper
+    misread such speech (loops, dropped words) while it reads it at speech level."""
+    from npu_whisper_app.longform.batched import TARGET_PEAK_DB, raised_to_speech_level
+
+    audio = load_audio(EVAL_DEV / "jfk.flac")
+    loud = audio / np.abs(audio).max() * 0.9
+    assert raised_to_speech_level(loud) is loud  # never lowered, loud audio untouched
+    quiet = (loud * 0.01).astype(np.float32)
+    raised = raised_to_speech_level(quiet)
+    assert abs(20 * np.log10(np.abs(raised).max()) - TARGET_PEAK_DB) < 0.01
+    from whisper.normalizers import EnglishTextNormalizer
+
+    words = EnglishTextNormalizer()
+    opts = TranscribeOptions(language="en", temperature=(0.0,), batched=True)
+    assert words(engine.transcribe(quiet, opts).text) == words(engine.transcribe(loud, opts).text)
+
+
+def test_no_speech_found_is_said(engine: Engine) -> None:
+    rng = np.random.default_rng(0)
+    hum = (0.05 * np.sin(2 * np.pi * 50 * np.arange(8 * SAMPLE_RATE) / SAMPLE_RATE) + 0.001 * rng.standard_normal(8 * SAMPLE_RATE)).astype(np.float32)
+    result = engine.transcribe(hum, TranscribeOptions(language="en", batched=True))
+    assert result.text == ""
+    assert any("found no speech" in n for n in result.notices)
+
+
+def test_language_detected_on_a_trimmed_window() -> None:
+    """A multilingual model, no language given: the batched mode detects it on the first
+    chunk's trimmed window (openai-whisper's detect_language would encode those features
+    again as if they were a mel)."""
+    base = Engine("base", device="cpu")
+    try:
+        result = base.transcribe(load_audio(EVAL_DEV / "jfk.flac"), TranscribeOptions(temperature=(0.0,), batched=True))
+    finally:
+        base.close()
+    assert result.result["language"] == "en"
+    assert "ask not what your country can do for you" in result.text.lower()

@@ -119,7 +119,7 @@ def test_short_window_encodes_each_window_over_its_audio() -> None:
     eng = Engine("tiny.en", "cpu")
     clip = load_audio(EVAL_DEV / "jfk.flac")[: 5 * 16000]
     long = np.concatenate([load_audio(EVAL_DEV / "jfk.flac")] * 4)[: 40 * 16000]
-    opts = TranscribeOptions(language="en", temperature=(0.0,))
+    opts = TranscribeOptions(language="en", temperature=(0.0,), batched=False)
     r = eng.transcribe(clip, opts)
     assert r.text.strip()
     assert encoded_frames(r) == [3000]
@@ -131,7 +131,7 @@ def test_short_window_encodes_each_window_over_its_audio() -> None:
     seen = encoded_frames(result)
     assert len(seen) >= 2 and seen[0] == 3000 and all(n < 3000 for n in seen[1:]), seen
     assert "country" in result.text.lower()
-    r = eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,), word_timestamps=True))
+    r = eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,), word_timestamps=True, batched=False))
     assert r.text
     assert encoded_frames(r)[-1] == 3000  # word timestamps read cross-attention over the full window
     eng.close()
@@ -146,8 +146,8 @@ def test_short_window_as_a_job_option() -> None:
 
     eng = Engine("tiny.en", "cpu")
     clip = load_audio(EVAL_DEV / "jfk.flac")[: 5 * 16000]
-    a = eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,), short_window=True))
-    b = eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,)))
+    a = eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,), short_window=True, batched=False))
+    b = eng.transcribe(clip, TranscribeOptions(language="en", temperature=(0.0,), batched=False))
     assert encoded_frames(a) + encoded_frames(b) == [1280, 3000]
     assert "short_window" not in TranscribeOptions(short_window=True).whisper_kwargs(False)
     eng.close()

@@ -63,6 +63,9 @@ class Device(ABC):
     fuses_residual: ClassVar[bool] = False
     #: :meth:`attention_qkv` reads q/k/v in place from the qkv gemm's ``[T, 3D]`` output
     packed_attention: ClassVar[bool] = False
+    #: encodes a window of any number of frames (a trimmed window); the NPU's kernels are
+    #: built for fixed shapes, so the batched mode gives it whole 30 s windows
+    any_frames: ClassVar[bool] = False
 
     def __init__(self, recorder: Recorder | None = None) -> None:
         self.recorder = recorder if recorder is not None else Recorder()

@@ -1,7 +1,8 @@
 """Builds, caches and loads the cpu's compiled kernels.
 
 - ``cpu_attention.cpp``: the cpu device's attention (timed head x query-tile items);
-- ``cpu_decoder_f16.cpp``: the fast decoder's per-token products and cross-attention on fp16 copies.
+- ``cpu_decoder_f16.cpp``: the fast decoder's per-token products and cross-attention on fp16 copies;
+- ``cpu_int8.cpp``: the int8 gemm's per-row quantisation and epilogue (precision int8).
 
 Each is compiled once per machine with torch's own extension builder (g++ and ninja)
 into the user cache directory, keyed by the source, torch, Python, compiler flags and the
@@ -124,6 +125,7 @@ def _needs_blas(module: ModuleType) -> None:
 HERE = Path(__file__).parent
 ATTENTION = NativeKernel("cpu_attention", HERE / "cpu_attention.cpp", _needs_blas)
 DECODER_F16 = NativeKernel("cpu_decoder_f16", HERE / "cpu_decoder_f16.cpp")
+INT8 = NativeKernel("cpu_int8", HERE / "cpu_int8.cpp")
 
 
 def load_attention_kernel() -> ModuleType | None:
@@ -143,3 +145,8 @@ def attention_bf16_available() -> bool:
 
 def load_decoder_kernel() -> ModuleType | None:
     return DECODER_F16.load()
+
+
+def load_int8_kernel() -> ModuleType | None:
+    """The int8 gemm's row quantisation and epilogue (precision int8)."""
+    return INT8.load()

@@ -283,7 +283,10 @@ class MainWindow(QMainWindow):
 
     def _options(self) -> TranscribeOptions:
         c = self.choices
-        return TranscribeOptions(language=c.language, task=c.task, word_timestamps=c.word_timestamps, short_window=c.short_window)
+        # first_batch_size 1: the first segments show once the first chunk is decoded
+        return TranscribeOptions(
+            language=c.language, task=c.task, word_timestamps=c.word_timestamps, short_window=c.short_window, first_batch_size=1
+        )
 
     # -- audio in --------------------------------------------------------------------------
     def open_dialog(self) -> None:

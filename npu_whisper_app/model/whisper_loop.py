@@ -58,6 +58,8 @@ RELIED_ON: dict[str, str] = {
     "whisper.decoding.LogitFilter": "60d5d2e749dcee81",
     # holds the inference it was given (beam search re-orders its kv cache)
     "whisper.decoding.BeamSearchDecoder.__init__": "e6af42e7eed42f8a",
+    # its steps after the encoder, in language_of_features()
+    "whisper.decoding.detect_language": "201f5d7d8aa16b78",
 }
 
 
@@ -162,6 +164,20 @@ class _FeaturesTask(wdec.DecodingTask):
         if self.n_group > 1 and audio_features.shape[0] == tokens.shape[0] * self.n_group > self.n_group:
             audio_features = audio_features[:: self.n_group]
         return super()._detect_language(audio_features, tokens)
+
+
+@torch.no_grad()
+def language_of_features(model: Any, features: torch.Tensor, tokenizer: Tokenizer) -> dict[str, float]:
+    """openai-whisper's ``detect_language`` on one window's encoded features
+    (``[1, T, D]``). Its own call tells features from a mel by their shape, so a trimmed
+    window's features (T under 1500) would be encoded again as if they were a mel."""
+    x = torch.tensor([[tokenizer.sot]] * features.shape[0])
+    logits = model.logits(x, features)[:, 0]
+    mask = torch.ones(logits.shape[-1], dtype=torch.bool)
+    mask[list(tokenizer.all_language_tokens)] = False
+    logits[:, mask] = -np.inf
+    probs = logits.softmax(dim=-1)
+    return {c: probs[0, j].item() for j, c in zip(tokenizer.all_language_tokens, tokenizer.all_language_codes)}
 
 
 @torch.no_grad()
@@ -513,4 +529,7 @@ def compression_ratio(text: str) -> float:
     return len(data) / max(1, len(zlib.compress(data)))
 
 
-__all__ = ["ArrayMel", "RELIED_ON", "StopLoops", "add_word_timestamps", "compression_ratio", "decode", "decode_features", "relied_on_now", "transcribe", "whisper"]
+__all__ = [
+    "ArrayMel", "RELIED_ON", "StopLoops", "add_word_timestamps", "compression_ratio", "decode", "decode_features",
+    "language_of_features", "relied_on_now", "transcribe", "whisper",
+]
