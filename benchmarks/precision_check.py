@@ -1,12 +1,12 @@
 """What ``--precision auto`` picks here, and what bf16 does to the numbers and the words.
 
-    python benchmarks/precision_check.py [--model base] [--precisions fp32,bf16,int8]
+    python benchmarks/precision_check.py [--model base] [--precisions fp32,bf16,int8] [--mode both|batched|sequential]
                                          [--manifest ../shared/eval-dev/manifest.jsonl]
 
 For every eval-dev clip: the encoder's max-abs error against openai-whisper's fp32
 encoder (each precision on our cpu device), the 30 s window's encode time of each, and
-the transcription (greedy, English) with each: how many clips read word for word as
-the first precision's, and the WER of each against the references. Prints the CPU and
+the transcription (greedy, English; batched mode and openai-whisper's loop) with each:
+how many clips read word for word as the first precision's, and the WER of each against the references. Prints the CPU and
 flags.
 """
 
@@ -31,7 +31,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="base")
     ap.add_argument("--manifest", default=str(DEFAULT_MANIFEST))
-    ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated; the first is the one the others are read against")
+    ap.add_argument("--precisions", default="fp32,bf16,int8", help="comma-separated; the first is the one the others are read against")
+    ap.add_argument("--mode", choices=["both", "batched", "sequential"], default="both", help="transcribe in the batched (default) mode, openai-whisper's loop, or both")
     args = ap.parse_args()
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     cpu = cpu_summary()
@@ -41,8 +42,8 @@ def main() -> int:
     ref_engine = engines[precisions[0]]
     errs: dict[str, list[float]] = {p: [] for p in engines}
     times: dict[str, list[float]] = {p: [] for p in engines}
-    texts: dict[str, list[str]] = {p: [] for p in engines}
-    opts = TranscribeOptions(language="en", temperature=(0.0,))
+    modes = {"batched": True, "sequential": False} if args.mode == "both" else {args.mode: args.mode == "batched"}
+    texts: dict[tuple[str, str], list[str]] = {(p, m): [] for p in engines for m in modes}
     for it in items:
         mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(it.audio))[None]
         with torch.inference_mode():
@@ -53,18 +54,22 @@ def main() -> int:
                 times[p].append(time.perf_counter() - t0)
                 errs[p].append((got - want).abs().max().item())
         for p, eng in engines.items():
-            texts[p].append(eng.transcribe(it.audio, opts).text)
+            for m, batched in modes.items():
+                texts[(p, m)].append(eng.transcribe(it.audio, TranscribeOptions(language="en", temperature=(0.0,), batched=batched)).text)
     refs = [it.ref or "" for it in items]
     first = precisions[0]
     for p in engines:
+        wers = ", ".join(f"{m} {wer(refs, texts[(p, m)]):.1f}%" for m in modes)
         print(f"{p}: encoder max-abs vs openai-whisper fp32: max {max(errs[p]):.4f}, median {statistics.median(errs[p]):.4f}; "
-              f"30 s window {statistics.median(times[p]):.3f} s (median); WER {wer(refs, texts[p]):.1f}%")
+              f"30 s window {statistics.median(times[p]):.3f} s (median); WER {wers}")
     for p in precisions[1:]:
-        same = sum(normalize(a) == normalize(b) for a, b in zip(texts[first], texts[p]))
-        print(f"{p} reads {same} of {len(items)} clips word for word as {first}")
-        for it, a, b in zip(items, texts[first], texts[p]):
-            if normalize(a) != normalize(b):
-                print(f"  {it.id}: {first} {a.strip()!r} | {p} {b.strip()!r}")
+        for m in modes:
+            a_texts, b_texts = texts[(first, m)], texts[(p, m)]
+            same = sum(normalize(a) == normalize(b) for a, b in zip(a_texts, b_texts))
+            print(f"{p} reads {same} of {len(items)} clips word for word as {first} ({m} mode)")
+            for it, a, b in zip(items, a_texts, b_texts):
+                if normalize(a) != normalize(b):
+                    print(f"  {it.id}: {first} {a.strip()!r} | {p} {b.strip()!r}")
     return 0
 
 

@@ -36,6 +36,10 @@ def test_settings_survive_a_restart(qtbot, env):
     w.options.language.setCurrentIndex(w.options.language.findData("de"))
     w.options.task.setCurrentIndex(w.options.task.findData("translate"))
     w.options.word_timestamps.setChecked(True)
+    assert not w.options.short_window.isEnabled()  # an option of openai-whisper's loop only
+    assert w._options().batched is None  # the default (batched) mode
+    w.options.sequential.setChecked(True)
+    assert w.options.short_window.isEnabled()
     w.options.short_window.setChecked(True)
     w.choices.recent_files = ["/x/a.wav"]
     close_window(w)
@@ -43,8 +47,9 @@ def test_settings_survive_a_restart(qtbot, env):
 
     w2 = _window(qtbot)
     c = w2.options.read(w2.choices)
-    assert (c.model, c.language, c.task, c.word_timestamps, c.short_window) == ("tiny.en", "de", "translate", True, True)
-    assert w2._options().short_window  # the job gets it
+    assert (c.model, c.language, c.task, c.word_timestamps, c.sequential, c.short_window) == ("tiny.en", "de", "translate", True, True, True)
+    assert w2._options().short_window and w2._options().batched is False  # the job gets them
+    assert w2.options.short_window.isEnabled()
     assert w2.choices.recent_files == ["/x/a.wav"]
     assert [a.text() for a in w2.recent_menu.actions()][0] == "a.wav"
     close_window(w2)

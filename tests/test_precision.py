@@ -1,4 +1,5 @@
-"""``--precision auto``: bf16 where the CPU has native bf16, fp32 elsewhere; and what bf16
+"""``--precision auto``: bf16 where the CPU has native bf16, int8 on other x86 CPUs with AVX2,
+fp32 elsewhere; and what bf16
 does to the encoder's numbers and words (tiny.en, real speech)."""
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from npu_whisper_app.profiling import Recorder
 
 
 def test_choose_precision_follows_the_flags() -> None:
-    assert choose_precision({"avx2", "avx512f"})[0] == "fp32"
-    assert choose_precision(set())[0] == "fp32"
+    onednn = torch.backends.mkldnn.is_available()
+    assert choose_precision({"avx2", "avx512f"})[0] == ("int8" if onednn else "fp32")  # no bf16: int8 where x86 has AVX2
+    assert "avx512_vnni" in choose_precision({"avx2", "avx512f", "avx512_vnni"})[1]
+    assert "no VNNI" in choose_precision({"avx2"})[1]
+    assert choose_precision(set())[0] == "fp32"  # no AVX2 (or not x86): fp32
     p, why = choose_precision({"avx512f", "avx512_bf16"})
     assert p == ("bf16" if torch.backends.mkldnn.is_available() else "fp32") and "avx512_bf16" in why
     assert choose_precision({"amx_bf16", "amx_tile"})[0] == p
     assert "no native bf16" in choose_precision({"avx2"})[1]
-    assert precision_summary({"avx2"}).startswith("precision auto -> fp32")
+    assert precision_summary({"avx2"}).startswith("precision auto -> " + ("int8" if onednn else "fp32"))
 
 
 def test_auto_device_uses_this_cpus_choice() -> None:

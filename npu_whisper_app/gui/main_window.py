@@ -285,7 +285,8 @@ class MainWindow(QMainWindow):
         c = self.choices
         # first_batch_size 1: the first segments show once the first chunk is decoded
         return TranscribeOptions(
-            language=c.language, task=c.task, word_timestamps=c.word_timestamps, short_window=c.short_window, first_batch_size=1
+            language=c.language, task=c.task, word_timestamps=c.word_timestamps, short_window=c.short_window,
+            batched=False if c.sequential else None, first_batch_size=1,
         )
 
     # -- audio in --------------------------------------------------------------------------

@@ -37,6 +37,7 @@ class Choices:
     task: str = "transcribe"
     word_timestamps: bool = False
     short_window: bool = False
+    sequential: bool = False  # openai-whisper's loop (--batched False) instead of the batched mode
     input_device: str | None = None  # microphone name; None = the default input
     recent_files: list[str] = field(default_factory=list)
 
@@ -56,6 +57,7 @@ class Settings:
         c.task = str(q.value("job/task", c.task) or c.task)
         c.word_timestamps = _bool(q.value("job/word_timestamps"), False)
         c.short_window = _bool(q.value("job/short_window"), False)
+        c.sequential = _bool(q.value("job/sequential"), False)
         c.input_device = q.value("record/input_device", "") or None
         recent = q.value("files/recent", [])
         if isinstance(recent, str):
@@ -71,6 +73,7 @@ class Settings:
         q.setValue("job/task", c.task)
         q.setValue("job/word_timestamps", c.word_timestamps)
         q.setValue("job/short_window", c.short_window)
+        q.setValue("job/sequential", c.sequential)
         q.setValue("record/input_device", c.input_device or "")
         q.setValue("files/recent", list(c.recent_files[:MAX_RECENT]))
         q.sync()
