@@ -1,6 +1,6 @@
 """Peak resident memory and time of transcribing a 1-hour (or N-hour) recording.
 
-    python benchmarks/long_memory.py [--hours 1] [--model base] [--mode batched|sequential|both] [--precision fp32|bf16|auto]
+    python benchmarks/long_memory.py [--hours 1] [--model base] [--mode batched|sequential|both] [--precision fp32|bf16|int8|auto]
 
 Builds the recording once in a temp dir: the long-form set's recordings (eval-dev clips,
 espeak-ng sentences, pauses; ``longform/testset.py``) repeated to the length, written as
@@ -81,7 +81,7 @@ def main() -> int:
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--model", default="base")
     ap.add_argument("--mode", choices=["batched", "sequential", "both"], default="batched")
-    ap.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32", help="the cpu device's (the encoder's prepared weights)")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "int8", "auto"], default="fp32", help="the cpu device's (the encoder's prepared weights)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     from npu_whisper_app.bench_e2e import cpu_summary

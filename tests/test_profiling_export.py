@@ -28,10 +28,11 @@ def ev(op: str, start: int, end: int, device: str = "cpu", head: int | None = No
 
 @pytest.fixture(scope="module")
 def jfk_events() -> list[TimingEvent]:
-    """The timing events of a real transcription (tiny.en on the cpu)."""
-    from npu_whisper_app.pipeline import Engine
+    """The timing events of a real transcription (tiny.en on the cpu), on a whole 30 s
+    window (openai-whisper's loop; the batched mode trims jfk's to 14 s)."""
+    from npu_whisper_app.pipeline import Engine, TranscribeOptions
 
-    result = Engine("tiny.en", "cpu").transcribe(str(JFK))
+    result = Engine("tiny.en", "cpu").transcribe(str(JFK), TranscribeOptions(batched=False))
     assert result.events
     return list(result.events)
 
