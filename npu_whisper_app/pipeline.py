@@ -49,8 +49,8 @@ SILENCE_PEAK = 10 ** (-60 / 20)
 #: recordings this long or longer take the batched mode unless told otherwise: every
 #: recording. It read closer to the references than openai-whisper's sequential loop on
 #: the long-form set (3 and 5 minutes, where the loop loops) and on eval-dev's clips as
-#: recorded, 40 dB down, with 5 s of silence before them (where the loop invents text) and
-#: with noise (equal); README: "Which mode"
+#: recorded, 40 dB down, with white noise, and with 5 s of silence before them (where the
+#: loop invents text): README, ``--batched`` (benchmarks/modes_check.py)
 BATCHED_AUTO_MIN_S = 0.0
 #: ``fast``: our token step (compiled, fp16 weight copies); ``fast-fp32``: the same loop
 #: without the compiled kernel; ``fast-loop``: the kernel per product from a Python loop

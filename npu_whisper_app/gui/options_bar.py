@@ -57,21 +57,18 @@ class OptionsBar(QWidget):
         self.task.setObjectName("task")
         self.task.addItem("Transcribe", "transcribe")
         self.task.addItem("Translate to English", "translate")
-        self.word_timestamps = QCheckBox("Word timestamps")
-        self.word_timestamps.setObjectName("word_timestamps")
-        self.sequential = QCheckBox("openai-whisper's loop")
-        self.sequential.setObjectName("sequential")
-        self.sequential.setToolTip(
+        self.word_timestamps = _checkbox("word_timestamps", "Word timestamps")
+        self.sequential = _checkbox(
+            "sequential", "openai-whisper's loop",
             "Transcribe 30 s windows one after another with the previous text as the prompt, as "
             "openai-whisper does: its exact words. Off (the default): the speech is cut at pauses and "
-            "the pieces are decoded together, faster and, in our measurements, closer to what was said"
+            "the pieces are decoded together, faster and, in our measurements, closer to what was said",
         )
-        self.short_window = QCheckBox("Short window")
-        self.short_window.setObjectName("short_window")
-        self.short_window.setToolTip(
+        self.short_window = _checkbox(
+            "short_window", "Short window",
             "With openai-whisper's loop: encode each 30 s window only over its audio (+3 s, at least "
             "12 s): about twice as fast on short clips, but some words can change (the default mode "
-            "trims its windows anyway)"
+            "trims its windows anyway)",
         )
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 0, 4, 0)
@@ -173,3 +170,11 @@ class OptionsBar(QWidget):
         into.short_window = self.short_window.isChecked()
         into.sequential = self.sequential.isChecked()
         return into
+
+
+def _checkbox(name: str, text: str, tip: str = "") -> QCheckBox:
+    box = QCheckBox(text)
+    box.setObjectName(name)
+    if tip:
+        box.setToolTip(tip)
+    return box
