@@ -35,10 +35,15 @@ from .longform import BatchedStats
 from .model import whisper_loop
 from .model.encoder import TiledEncoder
 from .profiling import Recorder, TimingEvent
+from .transcribe_options import BATCHED_AUTO_MIN_S, DEFAULT_TEMPERATURES, TranscribeOptions
+
+__all__ = [
+    "BATCHED_AUTO_MIN_S", "DEFAULT_TEMPERATURES", "DECODERS", "Engine", "TranscribeOptions", "TranscriptResult", "drop_silent_segments",
+    "is_silent",
+]
 
 NoticeFn = Callable[[str], None]
 
-DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 # short_window: the encoded window is the audio + 3 s, at least 12 s. On eval-dev (base):
 # no minimum with 0 s margin loops, with 1 s misreads; windows under ~12 s loop when the
 # previous text is the prompt (seen live); 12 s + 3 s keeps the WER (7.4 against 9.3 on
@@ -46,12 +51,6 @@ DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 SHORT_WINDOW_MIN_S = 12.0
 SHORT_WINDOW_MARGIN_S = 3.0
 SILENCE_PEAK = 10 ** (-60 / 20)
-#: recordings this long or longer take the batched mode unless told otherwise: every
-#: recording. It read closer to the references than openai-whisper's sequential loop on
-#: the long-form set (3 and 5 minutes, where the loop loops) and on eval-dev's clips as
-#: recorded, 40 dB down, with white noise, and with 5 s of silence before them (where the
-#: loop invents text): README, ``--batched`` (benchmarks/modes_check.py)
-BATCHED_AUTO_MIN_S = 0.0
 #: ``fast``: our token step (compiled, fp16 weight copies); ``fast-fp32``: the same loop
 #: without the compiled kernel; ``fast-loop``: the kernel per product from a Python loop
 #: (the last two for benchmarks/decoder_variants.py); ``openai``: openai-whisper's own
@@ -74,88 +73,6 @@ def drop_silent_segments(result: dict, audio: np.ndarray) -> dict:
     if len(kept) != len(result.get("segments", [])):
         result = dict(result, segments=kept, text="".join(seg["text"] for seg in kept))
     return result
-
-
-@dataclass
-class TranscribeOptions:
-    """openai-whisper's ``transcribe`` options, with its CLI's names and meanings."""
-
-    language: str | None = None
-    task: str = "transcribe"
-    temperature: tuple[float, ...] = DEFAULT_TEMPERATURES
-    beam_size: int | None = None
-    best_of: int | None = 5
-    patience: float | None = None
-    length_penalty: float | None = None
-    suppress_tokens: str = "-1"
-    initial_prompt: str | None = None
-    carry_initial_prompt: bool = False
-    condition_on_previous_text: bool = True
-    compression_ratio_threshold: float | None = 2.4
-    logprob_threshold: float | None = -1.0
-    no_speech_threshold: float | None = 0.6
-    word_timestamps: bool = False
-    prepend_punctuations: str = "\"'“¿([{-"
-    append_punctuations: str = "\"'.。,，!！?？:：”)]}、"
-    clip_timestamps: str = "0"
-    hallucination_silence_threshold: float | None = None
-    #: ours, not openai-whisper's: encode each window over its audio (see Engine._trim);
-    #: the Engine's own ``short_window`` turns it on for every job
-    short_window: bool = False
-    #: ours: the batched long-form mode (``longform/``): the audio cut at pauses into
-    #: chunks of at most 30 s, each encoded over its length, decoded ``batch_size`` at a
-    #: time, no chunk conditioned on another's text. False: openai-whisper's sequential
-    #: loop (openai-whisper's exact words). None (default): batched unless an option
-    #: only the sequential loop has is set (see :meth:`batched_for`)
-    batched: bool | None = None
-    batch_size: int = 8
-    #: ours: a smaller first batch in the batched mode (the app: 1, so that the first
-    #: segments show as soon as the first chunk is decoded); None: ``batch_size``
-    first_batch_size: int | None = None
-
-    def batched_for(self, duration_s: float) -> bool:
-        """Whether a recording of ``duration_s`` runs in the batched mode. Asked for
-        explicitly, as asked; by default for recordings of ``BATCHED_AUTO_MIN_S`` or more
-        (all), where it was measured at least as accurate as the sequential loop, and
-        never with options only the sequential loop has (clip timestamps, the
-        hallucination silence rule, a prompt carried into every window)."""
-        if self.batched is not None:
-            return self.batched
-        sequential_only = self.clip_timestamps != "0" or self.hallucination_silence_threshold is not None or self.carry_initial_prompt
-        return not sequential_only and duration_s >= BATCHED_AUTO_MIN_S
-
-    def whisper_kwargs(self, multilingual: bool) -> dict[str, Any]:
-        language = self.language
-        if not multilingual:
-            language = "en"
-        kwargs: dict[str, Any] = dict(
-            language=language,
-            task=self.task,
-            temperature=self.temperature,
-            suppress_tokens=self.suppress_tokens,
-            initial_prompt=self.initial_prompt,
-            carry_initial_prompt=self.carry_initial_prompt,
-            condition_on_previous_text=self.condition_on_previous_text,
-            compression_ratio_threshold=self.compression_ratio_threshold,
-            logprob_threshold=self.logprob_threshold,
-            no_speech_threshold=self.no_speech_threshold,
-            word_timestamps=self.word_timestamps,
-            prepend_punctuations=self.prepend_punctuations,
-            append_punctuations=self.append_punctuations,
-            clip_timestamps=self.clip_timestamps,
-            hallucination_silence_threshold=self.hallucination_silence_threshold,
-            fp16=False,
-            verbose=None,
-        )
-        if self.beam_size is not None:
-            kwargs["beam_size"] = self.beam_size
-            if self.patience is not None:
-                kwargs["patience"] = self.patience
-        if self.best_of is not None:
-            kwargs["best_of"] = self.best_of
-        if self.length_penalty is not None:
-            kwargs["length_penalty"] = self.length_penalty
-        return kwargs
 
 
 @dataclass
