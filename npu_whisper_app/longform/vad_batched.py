@@ -72,7 +72,10 @@ class BatchedSileroVAD:
         self._pending = np.zeros(0, np.float32)
 
     def process(self, samples: np.ndarray) -> np.ndarray:
-        data = np.concatenate([self._pending, np.asarray(samples, np.float32).reshape(-1)])
+        samples = np.asarray(samples, np.float32).reshape(-1)
+        # a whole recording given as one array is read in place, not copied behind the
+        # few samples left from the last call
+        data = np.concatenate([self._pending, samples]) if self._pending.size else samples
         n = data.size // FRAME
         self._pending = data[n * FRAME :].copy()
         out = [self._block(data[i * FRAME : min(n, i + BLOCK_FRAMES) * FRAME]) for i in range(0, n, BLOCK_FRAMES)]
@@ -91,7 +94,7 @@ class BatchedSileroVAD:
             feats = self._features(torch.from_numpy(x))  # [N, 128]
             h, self._hc = self._lstm(feats[:, None, :], self._hc)
             probs = self._head(h.squeeze(1).unsqueeze(-1)).reshape(-1)
-        return probs.numpy().astype(np.float32, copy=True)
+        return probs.numpy()
 
 
 def create_batched_vad(on_notice=None) -> BatchedSileroVAD | SileroVAD | Any:
