@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..jobs import IDLE, JobContext
+from .decoder_attention import _blocked_f16, _heads, _merge, cross_attention_fp32, cross_heads
 
 QUANT_MODES = ("none", "int8", "int8-logits")
 
@@ -343,41 +344,6 @@ def _step_params(layer: _Layer) -> list[Tensor]:
     ]
 
 
-def _blocked_f16(k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, int]:
-    """fp16 keys as [B, H, T/16, Dh, 16] blocks (zero-padded frames are never scored) and
-    fp16 values [B, H, T, Dh], for the cross-attention kernel."""
-    b, h, t, dh = k.shape
-    tp = -(-t // 16) * 16
-    kp = torch.zeros(b, h, tp, dh, dtype=torch.float16)
-    kp[:, :, :t] = k
-    kb = kp.view(b, h, tp // 16, 16, dh).transpose(3, 4).contiguous()
-    return kb, v.to(torch.float16).contiguous(), t
-
-
-def cross_heads(kv: list[tuple[Tensor, Tensor]], n_head: int) -> list[tuple[Tensor, Tensor]]:
-    """Keys/values head-major and contiguous (``[B, H, T, Dh]``, one per window) for the
-    fp32 attention: every token then streams each head's rows instead of strided ones.
-    Made only when a step needs them (prompts or beams over 8 rows, no fp16 kernel): with
-    the fp16 copies, a window's 12 copies of 3 MB (base) are skipped. The rows of a beam
-    or best-of group share their window's (see :func:`cross_attention_fp32`)."""
-    return [(_heads(k, n_head).contiguous(), _heads(v, n_head).contiguous()) for k, v in kv]
-
-
-def cross_attention_fp32(q: Tensor, k: Tensor, v: Tensor, n_head: int, rep: int) -> Tensor:
-    """``q[B * rep, n, D]`` (``rep`` consecutive rows per window: beams, best-of) against
-    each window's ``k, v[B, H, T, Dh]``: a group's queries stacked on the query axis, so the
-    window's keys/values are read once and never repeated (best-of 5 over 4 windows of
-    base would otherwise copy them into 740 MB of fp32). Cross-attention has no mask, so
-    each query row's result is the one it would have alone."""
-    b_rep, n, d = q.shape
-    grouped = q.reshape(b_rep // rep, rep * n, d)
-    return _merge(F.scaled_dot_product_attention(_heads(grouped, n_head), k, v)).reshape(b_rep, n, d)
-
-
-def _heads(x: Tensor, n_head: int) -> Tensor:
-    return x.view(*x.shape[:2], n_head, -1).permute(0, 2, 1, 3)
-
-
 def _live_logits(fd: FastDecoder, x: Tensor, live: Tensor | None) -> Tensor:
     """Logits of the live rows of ``x[B, 1, D]``, zeros for finished ones (read by no
     decoder). At least two rows go through the product: the one-row kernel sums in
@@ -391,10 +357,6 @@ def _live_logits(fd: FastDecoder, x: Tensor, live: Tensor | None) -> Tensor:
     out = torch.zeros(x.shape[0], *part.shape[1:], dtype=part.dtype)
     out[idx] = part
     return out
-
-
-def _merge(a: Tensor) -> Tensor:
-    return a.permute(0, 2, 1, 3).flatten(start_dim=2)
 
 
 class FastInference:
