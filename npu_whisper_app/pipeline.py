@@ -218,8 +218,8 @@ class Engine:
         with self._encoder.job(ctx):
             yield
 
-    def _inference(self, ctx: JobContext) -> Any:
-        return self._fast.inference_factory(ctx) if self._fast is not None else None
+    def _inference(self, ctx: JobContext, int8: bool = False) -> Any:
+        return self._fast.inference_factory(ctx, int8) if self._fast is not None else None
 
     def decode_mel(self, mel: torch.Tensor, options: whisper.DecodingOptions, ctx: JobContext) -> Any:
         """openai-whisper's ``decode`` of one window (or a batch) on this engine."""
@@ -348,7 +348,7 @@ class Engine:
             return transcribe_batched_many(
                 self._model, list(inputs), options, ctx, batch_size=options.batch_size, first_batch_size=options.first_batch_size,
                 on_file_segment=on_file_segment,
-                stats=stats, make_inference=self._inference(ctx),
+                stats=stats, make_inference=self._inference(ctx, int8=True),
             )
 
     def _after_batch(self) -> None:

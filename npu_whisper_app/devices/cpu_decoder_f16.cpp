@@ -13,6 +13,8 @@
 // each loaded slice of x feeds several independent accumulators.
 
 #include "cpu_vec.h"
+#include "cpu_cross_q8.h"
+#include "cpu_linear_q8.h"
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -371,7 +373,8 @@ const float* f32(const torch::Tensor& t) { return t.numel() ? t.data_ptr<float>(
 // cross-attention and GELU MLP in one call (no Python between them).
 //   x [M, D] fp32 (token + positional embedding), layers[i]: 22 tensors (see
 //   fast_decoder.FastDecoder.step_params), caches: kc0, vc0, kc1, ... [M, nctx, D],
-//   cross: kb0, v0, kb1, ... (fp16, per window), rep: rows per window.
+//   cross: kb0, v0, kb1, ... (fp16, per window) or, int8 (cpu_cross_q8.h), kb0, ks0, v0,
+//   vs0, kb1, ... (four per layer), rep: rows per window.
 //   live: empty, or M uint8 flags; a row with flag 0 has finished (its output is not
 //   read): its attention reads none of its keys and values (cross-attention: a window
 //   whose rows have all finished). The products still take every row, so a live row's
@@ -382,7 +385,13 @@ torch::Tensor decoder_step(const torch::Tensor& x, const std::vector<std::vector
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() == 2 && x.is_contiguous(), "decoder_step: x [M, D] float32");
   const int64_t M = x.size(0), D = x.size(1);
   TORCH_CHECK(M >= 1 && M <= 8 && M % rep == 0 && D == H * 64, "decoder_step: 1 to 8 rows, head size 64");
-  TORCH_CHECK(caches.size() == 2 * layers.size() && cross.size() == 2 * layers.size(), "decoder_step: one cache and one window per layer");
+  const size_t per = layers.empty() ? 2 : cross.size() / layers.size();
+  TORCH_CHECK(caches.size() == 2 * layers.size() && (per == 2 || per == 4) && cross.size() == per * layers.size(),
+              "decoder_step: one cache and one window (2 fp16 or 4 int8 tensors) per layer");
+  if (per == 4)
+    for (size_t i = 0; i < cross.size(); i += 2)
+      TORCH_CHECK(cross[i].scalar_type() == at::kChar && cross[i + 1].scalar_type() == at::kFloat && cross[i].is_contiguous() && cross[i + 1].is_contiguous(),
+                  "decoder_step: int8 keys/values with float32 scales");
   const int64_t nctx = caches[0].size(1);
   TORCH_CHECK(off >= 0 && off < nctx, "decoder_step: decoder context exceeded");
   const uint8_t* row_live = nullptr;
@@ -393,35 +402,71 @@ torch::Tensor decoder_step(const torch::Tensor& x, const std::vector<std::vector
     window_live.assign(static_cast<size_t>(M / rep), 0);
     for (int64_t m = 0; m < M; ++m) window_live[static_cast<size_t>(m / rep)] |= row_live[m];
   }
+  // the layer's eight products: fp16 weights (22 tensors a layer) or int8 (38: each
+  // product's packed weight, scales, group corrections and bias; cpu_linear_q8.h)
+  const size_t nparams = layers.empty() ? 22 : layers[0].size();
+  TORCH_CHECK(nparams == 22 || nparams == 38, "decoder_step: 22 (fp16) or 38 (int8) tensors a layer");
+#if !defined(NPUW_HAS_Q8_LINEAR)
+  TORCH_CHECK(nparams == 22, "decoder_step: int8 products need AVX512-VNNI");
+#endif
+  struct Lin {
+    const std::vector<torch::Tensor>* P;
+    size_t i;  // first tensor
+    bool q8;
+    void operator()(const float* in, int64_t M, int64_t K, int64_t N, float* out, bool gelu) const {
+      const auto& p = *P;
+#if defined(NPUW_HAS_Q8_LINEAR)
+      if (q8) {
+        const npuw::Q8Weight w{p[i].data_ptr<int8_t>(), p[i + 1].data_ptr<float>(), p[i + 2].data_ptr<int32_t>(), N, K};
+        npuw::linear_q8_raw(in, M, w, f32(p[i + 3]), out, gelu);
+        return;
+      }
+#endif
+      linear_raw(in, M, K, f16(p[i]), N, f32(p[i + 1]), out, gelu);
+    }
+  };
   torch::Tensor out = x.clone();
   float* xp = out.data_ptr<float>();
   std::vector<float> y(M * D), q(M * D), a(M * D), t(M * D), h(M * 4 * D);
   pybind11::gil_scoped_release nogil;
   for (size_t l = 0; l < layers.size(); ++l) {
     const auto& P = layers[l];
+    const bool q8 = nparams == 38;
+    const size_t w = q8 ? 4 : 2;  // tensors a product
+    // layout: ln, q, k, v, o, ln, cq, co, ln, fc1, fc2
+    const size_t ln0 = 0, pq = 2, pk = pq + w, pv = pk + w, po = pv + w, ln1 = po + w, pcq = ln1 + 2, pco = pcq + w, ln2 = pco + w,
+                 pf1 = ln2 + 2, pf2 = pf1 + w;
+    auto lin = [&](size_t i) { return Lin{&P, i, q8}; };
     float* kc = caches[2 * l].data_ptr<float>();
     float* vc = caches[2 * l + 1].data_ptr<float>();
     // self-attention, this position's key/value written into the cache
-    layer_norm(xp, M, D, f32(P[0]), f32(P[1]), y.data());
-    linear_raw(y.data(), M, D, f16(P[2]), D, f32(P[3]), q.data(), false);
-    linear_raw(y.data(), M, D, f16(P[4]), D, f32(P[5]), t.data(), false);
+    layer_norm(xp, M, D, f32(P[ln0]), f32(P[ln0 + 1]), y.data());
+    lin(pq)(y.data(), M, D, D, q.data(), false);
+    lin(pk)(y.data(), M, D, D, t.data(), false);
     for (int64_t m = 0; m < M; ++m) std::copy(t.data() + m * D, t.data() + (m + 1) * D, kc + (m * nctx + off) * D);
-    linear_raw(y.data(), M, D, f16(P[6]), D, f32(P[7]), t.data(), false);
+    lin(pv)(y.data(), M, D, D, t.data(), false);
     for (int64_t m = 0; m < M; ++m) std::copy(t.data() + m * D, t.data() + (m + 1) * D, vc + (m * nctx + off) * D);
     self_attention(q.data(), kc, vc, M, H, nctx, D, off, a.data(), row_live);
-    linear_raw(a.data(), M, D, f16(P[8]), D, f32(P[9]), t.data(), false);
+    lin(po)(a.data(), M, D, D, t.data(), false);
     for (int64_t i = 0; i < M * D; ++i) xp[i] += t[i];
-    // cross-attention on the window's fp16 keys/values
-    layer_norm(xp, M, D, f32(P[10]), f32(P[11]), y.data());
-    linear_raw(y.data(), M, D, f16(P[12]), D, f32(P[13]), q.data(), false);
-    const torch::Tensor& kb = cross[2 * l];
-    cross_raw(q.data(), M / rep, rep, H, f16(kb), kb.size(2), f16(cross[2 * l + 1]), T, a.data(), row_live ? window_live.data() : nullptr);
-    linear_raw(a.data(), M, D, f16(P[14]), D, f32(P[15]), t.data(), false);
+    // cross-attention on the window's fp16 (or int8) keys/values
+    layer_norm(xp, M, D, f32(P[ln1]), f32(P[ln1 + 1]), y.data());
+    lin(pcq)(y.data(), M, D, D, q.data(), false);
+    const uint8_t* wlive = row_live ? window_live.data() : nullptr;
+    if (per == 4) {
+      const torch::Tensor& kb = cross[4 * l];
+      npuw::cross_raw_q8(q.data(), M / rep, rep, H, kb.data_ptr<int8_t>(), cross[4 * l + 1].data_ptr<float>(), kb.size(2),
+                         cross[4 * l + 2].data_ptr<int8_t>(), cross[4 * l + 3].data_ptr<float>(), T, a.data(), wlive);
+    } else {
+      const torch::Tensor& kb = cross[2 * l];
+      cross_raw(q.data(), M / rep, rep, H, f16(kb), kb.size(2), f16(cross[2 * l + 1]), T, a.data(), wlive);
+    }
+    lin(pco)(a.data(), M, D, D, t.data(), false);
     for (int64_t i = 0; i < M * D; ++i) xp[i] += t[i];
     // MLP
-    layer_norm(xp, M, D, f32(P[16]), f32(P[17]), y.data());
-    linear_raw(y.data(), M, D, f16(P[18]), 4 * D, f32(P[19]), h.data(), true);
-    linear_raw(h.data(), M, 4 * D, f16(P[20]), D, f32(P[21]), t.data(), false);
+    layer_norm(xp, M, D, f32(P[ln2]), f32(P[ln2 + 1]), y.data());
+    lin(pf1)(y.data(), M, D, 4 * D, h.data(), true);
+    lin(pf2)(h.data(), M, 4 * D, D, t.data(), false);
     for (int64_t i = 0; i < M * D; ++i) xp[i] += t[i];
   }
   return out;
@@ -455,6 +500,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         pybind11::arg("x"), pybind11::arg("w"), pybind11::arg("bias") = pybind11::none(), pybind11::arg("gelu") = false);
   m.def("cross_attention_f16", &cross_attention_f16, "q[Bk, R, H, 64] over blocked fp16 keys kb[Bk, H, T/16, 64, 16] and values v[Bk, H, T, 64]",
         pybind11::arg("q"), pybind11::arg("kb"), pybind11::arg("v"), pybind11::arg("T"));
+  m.def("quantize_cross_q8", &npuw::quantize_cross_q8, "int8 copies of keys (blocked, keys=True) or values of x[B, T, H*64], one scale per (frame, head)",
+        pybind11::arg("x"), pybind11::arg("n_head"), pybind11::arg("keys"));
+  m.def("cross_attention_q8", &npuw::cross_attention_q8, "cross_attention_f16 on int8 keys kb[Bk, H, T/16, 64, 16] (scales ks) and values v[Bk, H, T, 64] (scales vs)",
+        pybind11::arg("q"), pybind11::arg("kb"), pybind11::arg("ks"), pybind11::arg("v"), pybind11::arg("vs"), pybind11::arg("T"));
+  m.def("pack_q8", &npuw::pack_q8_tensor, "w[N, K] -> int8 packed weight, per-row scales, group corrections (linear_q8's operands)",
+        pybind11::arg("w"));
+  m.def("linear_q8", &npuw::linear_q8, "x[..., K] float32 (1-8 rows) · the packed int8 weight of pack_q8 (+ bias, then GELU) -> [..., N]",
+        pybind11::arg("x"), pybind11::arg("w"), pybind11::arg("ws"), pybind11::arg("gc"), pybind11::arg("n"),
+        pybind11::arg("bias") = pybind11::none(), pybind11::arg("gelu") = false);
+  m.def("has_q8", &npuw::has_q8, "the int8 products (AVX512-VNNI) are built in");
   m.def("decoder_step", &decoder_step, "one decoded position through every decoder layer (AVX-512)",
         pybind11::arg("x"), pybind11::arg("layers"), pybind11::arg("caches"), pybind11::arg("cross"), pybind11::arg("T"),
         pybind11::arg("off"), pybind11::arg("rep"), pybind11::arg("n_head"), pybind11::arg("live") = pybind11::none());

@@ -5,9 +5,24 @@ their window's keys and values (:mod:`.fast_decoder` uses them)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+#: one layer's keys/values as the compiled kernel reads them, then the frame count:
+#: ``(kb, v16, T)`` fp16 or ``(kb, ks, v8, vs, T)`` int8 with per-(frame, head) scales
+CrossCopies = tuple[Any, ...]
+
+
+def int8_copies(kernel: Any, k: Tensor, v: Tensor, n_head: int) -> CrossCopies:
+    """int8 keys (16-frame blocks) and values of ``k, v[B, T, D]`` with one scale per
+    (frame, head) (``devices/cpu_cross_q8.h``): half the bytes a decoded token reads."""
+    kb, ks = kernel.quantize_cross_q8(k.float(), n_head, True)
+    v8, vs = kernel.quantize_cross_q8(v.float(), n_head, False)
+    return kb, ks, v8, vs, k.shape[1]
 
 
 def _blocked_f16(k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, int]:

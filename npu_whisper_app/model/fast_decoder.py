@@ -39,7 +39,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..jobs import IDLE, JobContext
-from .decoder_attention import _blocked_f16, _heads, _merge, cross_attention_fp32, cross_heads
+from .decoder_attention import CrossCopies, _blocked_f16, _heads, _merge, cross_attention_fp32, cross_heads, int8_copies
+from .decoder_weights import (
+    LOGIT_BLOCK, MAX_F16_ROWS, F16Linear, Q8Weight, fp16_exact, int8_dynamic, step_params, step_params_q8,
+)
+
+__all__ = ["F16Linear", "FastDecoder", "FastInference", "QUANT_MODES", "_blocked_f16", "attach_fast_decoder", "fp16_exact"]
 
 QUANT_MODES = ("none", "int8", "int8-logits")
 
@@ -54,37 +59,6 @@ class _Layer(nn.Module):
         self.cq, self.ck, self.cv, self.co = c.query, c.key, c.value, c.out
         self.mlp_ln = block.mlp_ln
         self.fc1, self.fc2 = block.mlp[0], block.mlp[2]
-
-
-MAX_F16_ROWS = 8  # the fp16 kernel's rows (beams); longer inputs (the prompt) use fp32
-LOGIT_BLOCK = 4096  # vocabulary rows upcast at a time by the fp32 logits of fp16-only weights
-
-
-class F16Linear(nn.Module):
-    """A Linear whose few-row calls read an fp16 copy of its weight (exactly equal when
-    the weight is fp16-exact); calls with more rows use the fp32 layer."""
-
-    def __init__(self, linear: nn.Linear, kernel: Any) -> None:
-        super().__init__()
-        self.full = linear
-        self.kernel = kernel
-        self.weight16 = linear.weight.detach().to(torch.float16).contiguous()
-        self.bias = None if linear.bias is None else linear.bias.detach()
-
-    def forward(self, x: Tensor, gelu: bool = False) -> Tensor:
-        if x.numel() // x.shape[-1] <= MAX_F16_ROWS and x.dtype == torch.float32:
-            return self.kernel.linear_f16(x, self.weight16, self.bias, gelu)
-        y = self.full(x)
-        return F.gelu(y) if gelu else y
-
-
-def fp16_exact(t: Tensor, rows: int = 4096) -> bool:
-    """Every value of ``t`` is an fp16 number (checked ``rows`` rows at a time: no
-    whole copies of a large embedding)."""
-    t = t.detach()
-    if t.dim() < 2:
-        return bool(torch.equal(t.to(torch.float16).to(t.dtype), t))
-    return all(torch.equal(b.to(torch.float16).to(t.dtype), b) for b in t.split(rows))
 
 
 class FastDecoder(nn.Module):
@@ -118,14 +92,14 @@ class FastDecoder(nn.Module):
         if quant != "none":
             import copy
 
-            layers = [_int8(copy.deepcopy(layer)) for layer in layers]
+            layers = [int8_dynamic(copy.deepcopy(layer)) for layer in layers]
             for q_layer, layer in zip(layers, (_Layer(b) for b in dec.blocks)):
                 # cross keys/values run once per window on 1500 frames: keep them exact
                 q_layer.ck, q_layer.cv = layer.ck, layer.cv
             if quant == "int8-logits":
                 proj = nn.Linear(self.n_state, self.token_embedding.weight.shape[0], bias=False)
                 proj.weight = nn.Parameter(self.token_embedding.weight.detach().clone(), requires_grad=False)
-                self.logits_proj = _int8(nn.Sequential(proj))
+                self.logits_proj = int8_dynamic(nn.Sequential(proj))
         #: "fp16" when the tokens' products read fp16 copies of the weights, else "fp32"
         self.weight_format = "fp32"
         #: per-token cross-attention reads fp16 copies of the window's keys/values
@@ -154,14 +128,34 @@ class FastDecoder(nn.Module):
         #: a row whose last token is end-of-text has finished (openai-whisper's greedy and
         #: sampling decoders keep appending it and read nothing more of the row)
         self.eot = tok.eot if tok is not None else None
-        self._cross: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
-        self._cross16: list[tuple[Tensor, Tensor, int]] | None = None
+        self._cross: tuple[Tensor, bool, list[tuple[Tensor, Tensor]] | None] | None = None
+        self._q8_params: list[list[Tensor]] | None = None
+        self._logits_q8: Q8Weight | None = None
+        self._cross16: list[CrossCopies] | None = None
 
-    def inference_factory(self, ctx: JobContext = IDLE) -> Callable[[Any, int], FastInference]:
+    def inference_factory(self, ctx: JobContext = IDLE, int8: bool = False) -> Callable[[Any, int], FastInference]:
         """What ``model.whisper_loop.decode`` builds its token step with, for one job:
         ``ctx.should_stop`` is polled before every token, so a job (or a live partial
-        overtaken by a final) stops between tokens, not at the end."""
-        return lambda _model, initial_token_length: FastInference(self, initial_token_length, ctx)
+        overtaken by a final) stops between tokens, not at the end. ``int8``: the
+        compiled step reads int8 copies of the windows' keys and values (half the bytes
+        of fp16) and, where the CPU has VNNI, its products and the vocabulary's are int8
+        (:attr:`int8_products`). Not exact: the batched mode, which promises no
+        openai-whisper parity, measured on words."""
+        return lambda _model, initial_token_length: FastInference(self, initial_token_length, ctx, int8)
+
+    @property
+    def int8_products(self) -> bool:
+        """The compiled step and the int8 VNNI products (``devices/cpu_linear_q8.h``) are
+        there."""
+        return self.step_params is not None and bool(getattr(self._kernel, "has_q8", lambda: False)())
+
+    def _q8_step_params(self) -> list[list[Tensor]]:
+        """Per layer the int8 step's 38 tensors, and the vocabulary's int8 copy: made on the
+        first int8 decode (base: 21 + 28 MB beside the fp16 copies), kept after."""
+        if self._q8_params is None:
+            self._logits_q8 = Q8Weight(self._kernel, self.logits16)
+            self._q8_params = [step_params_q8(self._kernel, layer) for layer in self.layers]
+        return self._q8_params
 
     def _use_fp16(self, dec: nn.Module, layers: list[_Layer], kernel: Any, fp16_only: bool) -> None:
         """fp16 weights for the per-token products, if no weight would change (an
@@ -189,43 +183,53 @@ class FastDecoder(nn.Module):
         self.weight_format = "fp16"
         self.cross_fp16 = kernel.isa() == "avx512f" and self.n_state // self.n_head == 64
         if self.cross_fp16:
-            self.step_params = [_step_params(layer) for layer in layers]
+            self.step_params = [step_params(layer) for layer in layers]
 
     # -- cross-attention keys/values, once per window ---------------------------------
-    def cross_kv(self, xa: Tensor) -> list[tuple[Tensor, Tensor]] | None:
+    def cross_kv(self, xa: Tensor, int8: bool = False) -> list[tuple[Tensor, Tensor]] | None:
         """Each layer's cross-attention keys and values of the window, ``[B, T, D]`` as the
         projections give them (see :func:`cross_heads` for the fp32 attention's layout);
-        None where only the fp16 copies are kept (:meth:`cross16`)."""
+        None where only the kernel's copies are kept (:meth:`cross16`: fp16, or int8 with
+        ``int8``)."""
+        int8 = int8 and self.cross_fp16
         if self._cross is not None:
-            feats, kv = self._cross
-            if feats is xa or (feats.shape == xa.shape and torch.equal(feats, xa)):
+            feats, fmt, kv = self._cross
+            if fmt == int8 and (feats is xa or (feats.shape == xa.shape and torch.equal(feats, xa))):
                 return kv
         if self.cross_fp16:
-            # only the fp16 copies are kept, made a layer at a time: the fp32 keys/values
-            # of a batch of 8 windows are 295 MB for base (see cross_kv_fp32)
+            # only the kernel's copies are kept, made a layer at a time: the fp32
+            # keys/values of a batch of 8 windows are 295 MB for base (see cross_kv_fp32)
             self._cross16 = None  # the last window's go first
-            self._cross16 = [self._cross16_layer(layer, xa) for layer in self.layers]
-            self._cross = (xa, None)
+            self._cross16 = [self._cross_copies(layer, xa, int8) for layer in self.layers]
+            self._cross = (xa, int8, None)
             return None
         kv = self.cross_kv_fp32(xa)
-        self._cross = (xa, kv)
+        self._cross = (xa, False, kv)
         self._cross16 = None
         return kv
 
-    def _cross16_layer(self, layer: _Layer, xa: Tensor) -> tuple[Tensor, Tensor, int]:
-        """One layer's fp16 keys/values of ``xa[B, T, D]``, made a window at a time: the
-        fp32 products and the padded copy of one window at once, not of the batch's."""
+    def _cross_copies(self, layer: _Layer, xa: Tensor, int8: bool) -> CrossCopies:
+        """One layer's fp16 (or int8) keys/values of ``xa[B, T, D]``, made a window at a
+        time: the fp32 products and the padded copy of one window at once, not of the
+        batch's."""
         b, t, _ = xa.shape
         ck, cv = self._cross_projections(layer)
+
+        def one(x: Tensor) -> CrossCopies:
+            if int8:
+                return int8_copies(self._kernel, ck(x), cv(x), self.n_head)
+            return _blocked_f16(_heads(ck(x), self.n_head), _heads(cv(x), self.n_head))
+
         if b == 1:
-            return _blocked_f16(_heads(ck(xa), self.n_head), _heads(cv(xa), self.n_head))
-        kb = v16 = torch.empty(0)
+            return one(xa)
+        parts: list[Tensor] = []
         for i in range(b):
-            k1, v1, _ = _blocked_f16(_heads(ck(xa[i : i + 1]), self.n_head), _heads(cv(xa[i : i + 1]), self.n_head))
+            *p1, _ = one(xa[i : i + 1])
             if i == 0:
-                kb, v16 = k1.new_empty((b, *k1.shape[1:])), v1.new_empty((b, *v1.shape[1:]))
-            kb[i], v16[i] = k1[0], v1[0]
-        return kb, v16, t
+                parts = [p.new_empty((b, *p.shape[1:])) for p in p1]
+            for whole, p in zip(parts, p1):
+                whole[i] = p[0]
+        return (*parts, t)
 
     def _cross_projections(self, layer: _Layer) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:
         """The layer's key and value projections of the audio features: its own Linears,
@@ -260,48 +264,55 @@ class FastDecoder(nn.Module):
         """The fp32 keys/values, for the steps the fp16 kernel does not serve (over 8 rows)."""
         return [(layer.ck(xa), layer.cv(xa)) for layer in self.layers]
 
-    def cross16(self) -> list[tuple[Tensor, Tensor, int]] | None:
-        """The last window's fp16 keys/values (from :meth:`cross_kv`); an inference keeps
-        its own reference, so a later window cannot swap them under it."""
+    def cross16(self) -> list[CrossCopies] | None:
+        """The last window's fp16 or int8 keys/values (from :meth:`cross_kv`); an inference
+        keeps its own reference, so a later window cannot swap them under it."""
         return self._cross16
 
     def step(
-        self, x: Tensor, cache: list[tuple[Tensor, Tensor]], cross16: list[tuple[Tensor, Tensor, int]] | None, off: int, rep: int,
-        live: Tensor | None = None,
+        self, x: Tensor, cache: list[tuple[Tensor, Tensor]], cross16: list[CrossCopies] | None, off: int, rep: int,
+        live: Tensor | None = None, int8: bool = False,
     ) -> Tensor | None:
         """One new token per row (``x[B, 1, D]``, embedded) through every layer in one
         compiled call; None where it does not apply (no kernel, more than 8 rows).
         ``live`` (``[B]`` bool, optional): rows still decoding; the attention of the others
         is skipped (a batch's rows end at different lengths: a finished row would read its
         window's 18 MB of keys and values a step for nothing). Live rows' numbers are the
-        same with or without it."""
+        same with or without it. ``int8``: the int8 products where the CPU has them."""
         if self.step_params is None or cross16 is None or x.shape[0] > MAX_F16_ROWS or x.shape[1] != 1:
             return None
         caches = [t for kv in cache for t in kv]
-        flat = [t for kb, v16, _ in cross16 for t in (kb, v16)]
+        flat = [t for copies in cross16 for t in copies[:-1]]
         flags = live.to(torch.uint8).contiguous() if live is not None else None
         out = self._kernel.decoder_step(
-            x.reshape(x.shape[0], -1).contiguous(), self.step_params, caches, flat, cross16[0][2], off, rep, self.n_head, flags
+            x.reshape(x.shape[0], -1).contiguous(), self._q8_step_params() if int8 and self.int8_products else self.step_params, caches, flat,
+            cross16[0][-1], off, rep, self.n_head, flags,
         )
         return out.view_as(x)
 
-    def cross_attention(self, cross16: list[tuple[Tensor, Tensor, int]] | None, layer_index: int, q: Tensor, rep: int) -> Tensor | None:
-        """Per-token cross-attention on the fp16 copies: ``q[B, n, D]`` with B = windows x
-        ``rep`` beams; None where it does not apply (the prompt's many rows)."""
+    def cross_attention(self, cross16: list[CrossCopies] | None, layer_index: int, q: Tensor, rep: int) -> Tensor | None:
+        """Per-token cross-attention on the fp16 (or int8) copies: ``q[B, n, D]`` with B =
+        windows x ``rep`` beams; None where it does not apply (the prompt's many rows)."""
         if cross16 is None:
             return None
         b, n, d = q.shape
         rows = rep * n
         if rows > MAX_F16_ROWS:
             return None
-        kb, v16, t = cross16[layer_index]
-        out = self._kernel.cross_attention_f16(q.reshape(b // rep, rows, self.n_head, d // self.n_head), kb, v16, t)
+        qh = q.reshape(b // rep, rows, self.n_head, d // self.n_head)
+        copies = cross16[layer_index]
+        out = self._kernel.cross_attention_q8(qh, *copies) if len(copies) == 5 else self._kernel.cross_attention_f16(qh, *copies)
         return out.view(b, n, d)
 
-    def logits(self, x: Tensor) -> Tensor:
+    def logits(self, x: Tensor, int8: bool = False) -> Tensor:
         if self.logits_proj is not None:
             return self.logits_proj(x).float()
-        if self.logits16 is not None and x.dtype == torch.float32 and x.numel() // x.shape[-1] <= MAX_F16_ROWS:
+        few = x.dtype == torch.float32 and x.numel() // x.shape[-1] <= MAX_F16_ROWS
+        if int8 and few and self.int8_products:
+            self._q8_step_params()
+            assert self._logits_q8 is not None
+            return self._kernel.linear_q8(x, *self._logits_q8.tensors(), self._logits_q8.n)
+        if self.logits16 is not None and few:
             return self._kernel.linear_f16(x, self.logits16, None)
         weight = self.token_embedding.weight
         if weight.dtype == x.dtype:
@@ -314,46 +325,16 @@ class FastDecoder(nn.Module):
         return out.float()
 
 
-def _int8(module: nn.Module) -> nn.Module:
-    """The module's Linear layers as dynamically quantised int8 (fbgemm), one scale per
-    output row: per-tensor scales moved words on eval-dev ("clubs" -> "Clos") where
-    per-row scales keep them."""
-    import warnings
-
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao's "migrate to torchao" notice
-        return quantize_dynamic(module, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
-
-
-def _step_params(layer: _Layer) -> list[Tensor]:
-    """The 22 tensors of one layer in ``decoder_step``'s order (an absent bias: empty)."""
-    none = torch.empty(0)
-
-    def lin(m: F16Linear) -> list[Tensor]:
-        return [m.weight16, m.bias if m.bias is not None else none]
-
-    def ln(m: nn.Module) -> list[Tensor]:
-        return [m.weight.detach().float().contiguous(), m.bias.detach().float().contiguous()]
-
-    return [
-        *ln(layer.attn_ln), *lin(layer.q), *lin(layer.k), *lin(layer.v), *lin(layer.o),
-        *ln(layer.cross_ln), *lin(layer.cq), *lin(layer.co),
-        *ln(layer.mlp_ln), *lin(layer.fc1), *lin(layer.fc2),
-    ]
-
-
-def _live_logits(fd: FastDecoder, x: Tensor, live: Tensor | None) -> Tensor:
+def _live_logits(fd: FastDecoder, x: Tensor, live: Tensor | None, int8: bool = False) -> Tensor:
     """Logits of the live rows of ``x[B, 1, D]``, zeros for finished ones (read by no
     decoder). At least two rows go through the product: the one-row kernel sums in
     another order, and a live row's logits must not depend on which rows finished."""
     if live is None:
-        return fd.logits(x)
+        return fd.logits(x, int8)
     idx = live.nonzero().flatten()
     if idx.numel() < 2:
         idx = torch.cat([idx, (~live).nonzero().flatten()[: 2 - idx.numel()]])
-    part = fd.logits(x[idx])
+    part = fd.logits(x[idx], int8)
     out = torch.zeros(x.shape[0], *part.shape[1:], dtype=part.dtype)
     out[idx] = part
     return out
@@ -363,15 +344,16 @@ class FastInference:
     """openai-whisper's ``Inference`` interface (``logits``, ``rearrange_kv_cache``,
     ``cleanup_caching``) over a :class:`FastDecoder` with a preallocated cache."""
 
-    def __init__(self, fast: FastDecoder, initial_token_length: int, ctx: JobContext = IDLE) -> None:
+    def __init__(self, fast: FastDecoder, initial_token_length: int, ctx: JobContext = IDLE, int8: bool = False) -> None:
         self.fast = fast
         self.ctx = ctx
+        self.int8 = int8
         self.initial_token_length = initial_token_length
         self.offset = 0
         self.cache: list[tuple[Tensor, Tensor]] | None = None
         self.cross_raw: list[tuple[Tensor, Tensor]] | None = None
         self.cross: list[tuple[Tensor, Tensor]] | None = None  # head-major, when first needed
-        self.cross16: list[tuple[Tensor, Tensor, int]] | None = None
+        self.cross16: list[CrossCopies] | None = None
         self.rep = 1
 
     def _alloc(self, batch: int, dtype: torch.dtype, length: int) -> None:
@@ -400,7 +382,7 @@ class FastInference:
             # the whole context: the caches of a best-of-5 fallback over 4 windows of base
             # are 220 MB at 448 positions; a longer decode grows them (_grow)
             self._alloc(tokens.shape[0], audio_features.dtype, min(fd.n_ctx, tokens.shape[-1] + fd.n_ctx // 2 + 1))
-            self.cross_raw = fd.cross_kv(audio_features)
+            self.cross_raw = fd.cross_kv(audio_features, self.int8)
             self.cross16 = fd.cross16()
             self.rep = tokens.shape[0] // audio_features.shape[0]
             self.cross = None
@@ -422,10 +404,10 @@ class FastInference:
         x = x.to(audio_features.dtype)
         causal = n > 1
         if not first and x.dtype == torch.float32:
-            stepped = fd.step(x, self.cache, self.cross16, off, self.rep, live)
+            stepped = fd.step(x, self.cache, self.cross16, off, self.rep, live, self.int8)
             if stepped is not None:
                 self.offset = off + n
-                return _live_logits(fd, fd.ln(stepped), live)
+                return _live_logits(fd, fd.ln(stepped), live, self.int8)
         for i, (layer, (kc, vc)) in enumerate(zip(fd.layers, self.cache)):
             # self-attention, kv written into the preallocated cache
             y = layer.attn_ln(x)
@@ -459,11 +441,11 @@ class FastInference:
                 if len(hits):
                     rows.insert(0, int(hits[0, 0]))
             idx = torch.tensor(sorted(set(rows)))
-            part = fd.logits(fd.ln(x[:, idx]))
+            part = fd.logits(fd.ln(x[:, idx]), self.int8)
             out = torch.zeros(x.shape[0], n, part.shape[-1], dtype=part.dtype) if len(idx) == n else torch.empty(x.shape[0], n, part.shape[-1], dtype=part.dtype)
             out[:, idx] = part
             return out
-        return fd.logits(fd.ln(x))
+        return fd.logits(fd.ln(x), self.int8)
 
     def rearrange_kv_cache(self, source_indices: list[int]) -> None:
         if self.cache is not None and source_indices != list(range(len(source_indices))):
