@@ -157,7 +157,12 @@ def cpu_summary() -> dict[str, Any]:
     flags = info.flags
     relevant = [f for f in ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "avx_vnni") if f in flags]
     precision, reason = choose_precision(flags)
-    return {"model": model, "cores": os.cpu_count(), "flags": relevant, "avx512_bf16": "avx512_bf16" in flags, "precision_auto": precision, "precision_reason": reason}
+    from .devices.cpu_native import batched_decoder_summary
+
+    return {
+        "model": model, "cores": os.cpu_count(), "flags": relevant, "avx512_bf16": "avx512_bf16" in flags, "precision_auto": precision,
+        "precision_reason": reason, "batched_decoder": batched_decoder_summary(),
+    }
 
 
 def make_runner(name: str, model: str, device: str = "cpu", device_options: dict | None = None, engine_options: dict | None = None) -> Any:
@@ -425,6 +430,8 @@ def format_report(report: dict[str, Any]) -> str:
     cpu = report.get("cpu")
     if cpu:
         lines.append(f"CPU: {cpu['model']} · {cpu['cores']} logical cores · flags {' '.join(cpu['flags']) or '-'} · avx512_bf16 {'yes' if cpu['avx512_bf16'] else 'no'} · precision auto -> {cpu['precision_auto']} ({cpu['precision_reason']})")
+        if cpu.get("batched_decoder"):
+            lines.append(f"batched mode's decoder: {cpu['batched_decoder']}")
     if report.get("isolated"):
         lines.append("each system ran in its own process per round; peak RSS = that process's ru_maxrss")
     for name, info in report["runners"].items():

@@ -146,6 +146,7 @@ class CpuDevice(Device):
                 "attention_kernel": cpu_native.kernel_status(),
                 "attention_bf16": cpu_native.attention_bf16_available(),
                 "decoder_kernel": cpu_native.DECODER_F16.status(),
+                "batched_decoder": cpu_native.batched_decoder_summary(),
                 "native_bf16": native_bf16(),
                 "precision_auto": precision_summary(),
                 "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),

@@ -1,7 +1,8 @@
 """Builds, caches and loads the cpu's compiled kernels.
 
 - ``cpu_attention.cpp``: the cpu device's attention (timed head x query-tile items);
-- ``cpu_decoder_f16.cpp``: the fast decoder's per-token products and cross-attention on fp16 copies;
+- ``cpu_decoder_f16.cpp``: the fast decoder's per-token products and cross-attention on fp16 copies
+  (with ``cpu_cross_q8.h`` and ``cpu_linear_q8.h``: the batched mode's int8 ones);
 - ``cpu_int8.cpp``: the int8 gemm's per-row quantisation and epilogue (precision int8).
 
 Each is compiled once per machine with torch's own extension builder (g++ and ninja)
@@ -145,6 +146,18 @@ def attention_bf16_available() -> bool:
 
 def load_decoder_kernel() -> ModuleType | None:
     return DECODER_F16.load()
+
+
+def batched_decoder_summary() -> str:
+    """One line for ``devices`` / ``bench``: the numerics of the batched mode's decoder
+    (``model.fast_decoder``: int8 copies of the cross keys/values with AVX-512, int8
+    products with AVX512-VNNI; openai-whisper's loop keeps the exact fp16 ones)."""
+    kernel = DECODER_F16.load()
+    if kernel is None or kernel.isa() != "avx512f":
+        return "fp32 products, fp32 cross-attention (the compiled step needs AVX-512)"
+    if kernel.has_q8():
+        return "int8 cross keys/values, int8 products (AVX512-VNNI vpdpbusd, per-channel weights, per-64 activations)"
+    return "int8 cross keys/values, fp16 products (no AVX512-VNNI)"
 
 
 def load_int8_kernel() -> ModuleType | None:

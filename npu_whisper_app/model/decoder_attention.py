@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
 #: one layer's keys/values as the compiled kernel reads them, then the frame count:
 #: ``(kb, v16, T)`` fp16 or ``(kb, ks, v8, vs, T)`` int8 with per-(frame, head) scales
 CrossCopies = tuple[Any, ...]

@@ -17,6 +17,12 @@ that carry a :class:`FastDecoder`:
   compiled kernel, ``devices/cpu_decoder_f16.cpp``, fp32 accumulation) where the weights
   are exactly fp16 numbers, as every openai checkpoint's are: the same products, half the
   memory traffic, which is what a decoded token's time is (base: 190 -> 95 MB a token);
+- the batched long-form mode decodes with ``int8=True`` (:meth:`FastDecoder.inference_factory`):
+  the windows' cross keys/values as int8 (one scale per frame and head: half the bytes a
+  step reads) and, with AVX512-VNNI, the step's products and the vocabulary's as int8
+  ``vpdpbusd`` (4x the multiply-adds an instruction of fp32 FMAs, which is what an
+  8-row step's time was). Not exact: measured on words (README), never in the
+  openai-whisper loop;
 - optional ``quant="int8"``: the decoder's Linear layers (and, with ``int8-logits``, the
   vocabulary projection) as dynamically quantised int8 (fbgemm, VNNI), which changes the
   numbers a little and therefore may change tokens; the exact path is the default.
@@ -41,7 +47,14 @@ from torch import Tensor, nn
 from ..jobs import IDLE, JobContext
 from .decoder_attention import CrossCopies, _blocked_f16, _heads, _merge, cross_attention_fp32, cross_heads, int8_copies
 from .decoder_weights import (
-    LOGIT_BLOCK, MAX_F16_ROWS, F16Linear, Q8Weight, fp16_exact, int8_dynamic, step_params, step_params_q8,
+    LOGIT_BLOCK,
+    MAX_F16_ROWS,
+    F16Linear,
+    Q8Weight,
+    fp16_exact,
+    int8_dynamic,
+    step_params,
+    step_params_q8,
 )
 
 __all__ = ["F16Linear", "FastDecoder", "FastInference", "QUANT_MODES", "_blocked_f16", "attach_fast_decoder", "fp16_exact"]
