@@ -106,6 +106,33 @@ def test_cross_attention_q8_is_attention_over_its_int8_keys_and_values(kernel) -
         assert (got - ref).abs().max() < 1e-5, (windows, rows, t)
 
 
+def test_windows_of_their_own_lengths_attend_to_their_own_frames(kernel) -> None:
+    """The batched mode's windows differ in length (each trimmed to its chunk): with
+    ``lengths``, a window's rows attend to its first frames only, as if alone; the fp32
+    path (over 8 rows) masks the same frames."""
+    from npu_whisper_app.model.decoder_attention import _blocked_f16, cross_attention_fp32
+
+    g = torch.Generator().manual_seed(3)
+    t, lengths = 640, torch.tensor([640, 200, 37], dtype=torch.int64)
+    k = torch.randn(3, t, 512, generator=g).half().float()
+    v = torch.randn(3, t, 512, generator=g).half().float()
+    q = torch.randn(3, 2, 8, 64, generator=g)
+    heads = [x.view(3, t, 8, 64).permute(0, 2, 1, 3) for x in (k, v)]
+    kb, ks, v8, vs, _ = int8_copies(kernel, k, v, 8)
+    kb16, v16, _ = _blocked_f16(*heads)
+    got8 = kernel.cross_attention_q8(q, kb, ks, v8, vs, t, lengths)
+    got16 = kernel.cross_attention_f16(q, kb16, v16, t, lengths)
+    fp32 = cross_attention_fp32(q.reshape(3, 2, 512), heads[0], heads[1], 8, 1, lengths).view(3, 2, 8, 64)
+    for w, n in enumerate(lengths.tolist()):
+        alone8 = kernel.cross_attention_q8(q[w : w + 1], *int8_copies(kernel, k[w : w + 1, :n], v[w : w + 1, :n], 8))
+        assert torch.equal(got8[w], alone8[0]), n  # the same numbers as the window alone
+        ref = F.scaled_dot_product_attention(q[w : w + 1].permute(0, 2, 1, 3), heads[0][w : w + 1, :, :n], heads[1][w : w + 1, :, :n])
+        assert (got16[w] - ref.permute(0, 2, 1, 3)[0]).abs().max() < 1e-5, n
+        assert (fp32[w] - ref.permute(0, 2, 1, 3)[0]).abs().max() < 1e-5, n
+    with pytest.raises(RuntimeError):
+        kernel.cross_attention_q8(q, kb, ks, v8, vs, t, torch.tensor([641, 1, 1]))  # longer than stored
+
+
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     return Engine("tiny.en", device="cpu")

@@ -104,6 +104,24 @@ def test_step_with_finished_rows_leaves_live_rows_unchanged(engine: Engine) -> N
     assert not torch.equal(all_rows[~live], some[~live])  # their attention was skipped
 
 
+def test_a_chunk_reads_the_same_whatever_it_is_batched_with(engine: Engine, speech) -> None:
+    """Each chunk is encoded on its own window and attended over its own frames: a short
+    recording's tokens are the same alone and in one batch with a longer one's chunks."""
+    from npu_whisper_app.longform.batched import BatchedStats
+
+    short, longer = load_audio(EVAL_DEV / "jfk.flac"), speech[: SAMPLE_RATE * 40]
+    opts = TranscribeOptions(language="en", temperature=(0.0,), batched=True, batch_size=8)
+    stats = [BatchedStats() for _ in range(3)]
+    alone = engine.transcribe_batched_many([short], opts, stats=stats[0])[0]
+    engine.transcribe_batched_many([longer], opts, stats=stats[1])
+    together = engine.transcribe_batched_many([longer, short], opts, stats=stats[2])
+    assert stats[2].batches == 1 and stats[2].chunks == stats[0].chunks + stats[1].chunks >= 3
+    # each window its own length: no chunk's window grew to the batch's longest
+    assert stats[2].encoded_frames == stats[0].encoded_frames + stats[1].encoded_frames < 3000 * stats[2].chunks
+    assert [s["tokens"] for s in together[1]["segments"]] == [s["tokens"] for s in alone["segments"]]
+    assert "ask not what your country can do for you" in alone["text"].lower()
+
+
 def test_quiet_chunks_are_read_as_loud_ones(engine: Engine) -> None:
     """A chunk 40 dB down is raised before its log-mel: on a trimmed window Whisper
     misread such speech (loops, dropped words) while it reads it at speech level."""

@@ -21,6 +21,19 @@
 #include <limits>
 #include <vector>
 
+namespace npuw {
+// the optional per-window frame counts of a cross-attention call (int64 [Bk], each 1..T),
+// nullptr when absent: every window has T frames
+inline const int64_t* window_lengths(const c10::optional<torch::Tensor>& lengths, int64_t Bk, int64_t T) {
+  if (!lengths.has_value() || !lengths->defined()) return nullptr;
+  const torch::Tensor& l = *lengths;
+  TORCH_CHECK(l.scalar_type() == at::kLong && l.numel() == Bk && l.is_contiguous(), "cross-attention: lengths int64 [windows]");
+  const int64_t* p = l.data_ptr<int64_t>();
+  for (int64_t i = 0; i < Bk; ++i) TORCH_CHECK(p[i] >= 1 && p[i] <= T, "cross-attention: a window's length must be 1..T");
+  return p;
+}
+}  // namespace npuw
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
@@ -85,7 +98,8 @@ inline __m512 widen16(const int8_t* p) {
 //   q [Bk, R, H, 64] fp32, kb [Bk, H, blocks, 64, 16] int8, ks [Bk, H, blocks*16],
 //   v [Bk, H, T, 64] int8, vs [Bk, H, T]  ->  out [Bk, R, H, 64] fp32
 inline void cross_raw_q8(const float* qp, int64_t Bk, int64_t R, int64_t H, const int8_t* kp, const float* ksp, int64_t blocks,
-                         const int8_t* vp, const float* vsp, int64_t T, float* op, const uint8_t* live = nullptr) {
+                         const int8_t* vp, const float* vsp, int64_t T, float* op, const uint8_t* live = nullptr,
+                         const int64_t* lengths = nullptr) {
   const int64_t D = 64;
   const __m512 scale = _mm512_set1_ps(0.125f);  // 1 / sqrt(64)
   std::vector<int64_t> work;
@@ -106,9 +120,10 @@ inline void cross_raw_q8(const float* qp, int64_t Bk, int64_t R, int64_t H, cons
       const float* KS = ksp + i * blocks * 16;
       const int8_t* V = vp + i * T * D;
       const float* VS = vsp + i * T;
+      const int64_t Tw = lengths ? lengths[bk] : T, own = (Tw + 15) / 16;  // this window's frames
       const float* qrow[8];
       for (int64_t r = 0; r < R; ++r) qrow[r] = qp + ((bk * R + r) * H + h) * D;
-      for (int64_t blk = 0; blk < blocks; ++blk) {
+      for (int64_t blk = 0; blk < own; ++blk) {
         const int8_t* kblk = K + blk * kQ8Block;
         // four chains of FMAs (d mod 4): one row per window (the batched mode) would
         // otherwise wait on each FMA's latency; the block two ahead prefetched a line
@@ -133,8 +148,8 @@ inline void cross_raw_q8(const float* qp, int64_t Bk, int64_t R, int64_t H, cons
       for (int64_t r = 0; r < R; ++r) {
         float* s = scores.data() + r * blocks * 16;
         float m = -std::numeric_limits<float>::infinity();
-        for (int64_t t = 0; t < T; ++t) m = std::max(m, s[t]);
-        inv[r] = 1.f / exp_sum(s, T, m);
+        for (int64_t t = 0; t < Tw; ++t) m = std::max(m, s[t]);
+        inv[r] = 1.f / exp_sum(s, Tw, m);
       }
       // the weighted sum: frames in pairs (two sets of accumulators for up to four rows,
       // so that one row does not wait on each FMA's latency)
@@ -143,7 +158,7 @@ inline void cross_raw_q8(const float* qp, int64_t Bk, int64_t R, int64_t H, cons
       for (int64_t e = 0; e < sets; ++e)
         for (int64_t r = 0; r < R; ++r)
           for (int c = 0; c < 4; ++c) o[e][r][c] = _mm512_setzero_ps();
-      for (int64_t t = 0; t < T; ++t) {
+      for (int64_t t = 0; t < Tw; ++t) {
         const int8_t* vr = V + t * D;
         _mm_prefetch(reinterpret_cast<const char*>(vr + 16 * D), _MM_HINT_T0);  // 16 frames (lines) ahead
         __m512 vv[4];
@@ -188,7 +203,7 @@ inline std::vector<torch::Tensor> quantize_cross_q8(const torch::Tensor& x, int6
 }
 
 inline torch::Tensor cross_attention_q8(const torch::Tensor& q, const torch::Tensor& kb, const torch::Tensor& ks, const torch::Tensor& v,
-                                 const torch::Tensor& vs, int64_t T) {
+                                 const torch::Tensor& vs, int64_t T, const c10::optional<torch::Tensor>& lengths) {
   TORCH_CHECK(q.scalar_type() == at::kFloat && kb.scalar_type() == at::kChar && v.scalar_type() == at::kChar && ks.scalar_type() == at::kFloat &&
                   vs.scalar_type() == at::kFloat, "cross_attention_q8: types");
   TORCH_CHECK(q.dim() == 4 && kb.dim() == 5 && v.dim() == 4 && kb.is_contiguous() && v.is_contiguous() && ks.is_contiguous() && vs.is_contiguous(),
@@ -204,7 +219,8 @@ inline torch::Tensor cross_attention_q8(const torch::Tensor& q, const torch::Ten
   const float* qp = qc.data_ptr<float>();
   float* op = out.data_ptr<float>();
   pybind11::gil_scoped_release nogil;
-  cross_raw_q8(qp, Bk, R, H, kb.data_ptr<int8_t>(), ks.data_ptr<float>(), blocks, v.data_ptr<int8_t>(), vs.data_ptr<float>(), T, op);
+  const int64_t* lens = window_lengths(lengths, Bk, T);
+  cross_raw_q8(qp, Bk, R, H, kb.data_ptr<int8_t>(), ks.data_ptr<float>(), blocks, v.data_ptr<int8_t>(), vs.data_ptr<float>(), T, op, nullptr, lens);
   return out;
 }
 
@@ -215,7 +231,8 @@ inline std::vector<torch::Tensor> quantize_cross_q8(const torch::Tensor&, int64_
   TORCH_CHECK(false, "quantize_cross_q8 needs AVX-512");
   return {};
 }
-inline torch::Tensor cross_attention_q8(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t) {
+inline torch::Tensor cross_attention_q8(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t,
+                                        const c10::optional<torch::Tensor>&) {
   TORCH_CHECK(false, "cross_attention_q8 needs AVX-512");
   return {};
 }

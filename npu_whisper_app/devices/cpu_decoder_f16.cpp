@@ -209,8 +209,10 @@ using npuw::exp_sum;
 // horizontal sums, and each block is one contiguous 2 KB read.
 // ``live`` (optional, Bk flags): windows whose rows are all finished are skipped (their
 // output rows are zeros) and the work is handed out over the live ones only.
+// ``lengths`` (optional, Bk frame counts <= T): each window's own frames (the batched
+// mode's windows, each trimmed to its chunk); the frames after them are never read.
 void cross_raw(const float* qp, int64_t Bk, int64_t R, int64_t H, const uint16_t* kp, int64_t blocks, const uint16_t* vp, int64_t T, float* op,
-               const uint8_t* live = nullptr) {
+               const uint8_t* live = nullptr, const int64_t* lengths = nullptr) {
   const int64_t D = 64;
   const float scale = 0.125f;  // 1 / sqrt(64)
   std::vector<int64_t> work;
@@ -229,10 +231,11 @@ void cross_raw(const float* qp, int64_t Bk, int64_t R, int64_t H, const uint16_t
       const int64_t bk = i / H, h = i % H;
       const uint16_t* K = kp + (bk * H + h) * blocks * 64 * 16;
       const uint16_t* V = vp + (bk * H + h) * T * 64;
+      const int64_t Tw = lengths ? lengths[bk] : T, own = (Tw + 15) / 16;
       const float* qrow[8];
       for (int64_t r = 0; r < R; ++r) qrow[r] = qp + ((bk * R + r) * H + h) * D;
       // scores[r][t] = scale * q_r · k_t
-      for (int64_t blk = 0; blk < blocks; ++blk) {
+      for (int64_t blk = 0; blk < own; ++blk) {
         const uint16_t* kblk = K + blk * 64 * 16;
         // two chains of FMAs (even and odd d): with one row per window (the batched mode)
         // a single chain waited on each FMA's latency; every line of the block two ahead
@@ -256,13 +259,13 @@ void cross_raw(const float* qp, int64_t Bk, int64_t R, int64_t H, const uint16_t
       for (int64_t r = 0; r < R; ++r) {
         float* s = scores.data() + r * blocks * 16;
         float m = -std::numeric_limits<float>::infinity();
-        for (int64_t t = 0; t < T; ++t) m = std::max(m, s[t]);
-        inv[r] = 1.f / exp_sum(s, T, m);
+        for (int64_t t = 0; t < Tw; ++t) m = std::max(m, s[t]);
+        inv[r] = 1.f / exp_sum(s, Tw, m);
       }
       __m512 o[8][4];
       for (int64_t r = 0; r < R; ++r)
         for (int c = 0; c < 4; ++c) o[r][c] = _mm512_setzero_ps();
-      for (int64_t t = 0; t < T; ++t) {
+      for (int64_t t = 0; t < Tw; ++t) {
         const uint16_t* vr = V + t * 64;
         _mm_prefetch(reinterpret_cast<const char*>(vr + 16 * 64), _MM_HINT_T0);  // 16 frames ahead, both lines
         _mm_prefetch(reinterpret_cast<const char*>(vr + 16 * 64 + 32), _MM_HINT_T0);
@@ -281,7 +284,7 @@ void cross_raw(const float* qp, int64_t Bk, int64_t R, int64_t H, const uint16_t
   });
 }
 
-torch::Tensor cross_attention_f16(const torch::Tensor& q, const torch::Tensor& kb, const torch::Tensor& v, int64_t T) {
+torch::Tensor cross_attention_f16(const torch::Tensor& q, const torch::Tensor& kb, const torch::Tensor& v, int64_t T, const c10::optional<torch::Tensor>& lengths) {
   TORCH_CHECK(q.scalar_type() == at::kFloat && kb.scalar_type() == at::kHalf && v.scalar_type() == at::kHalf, "cross_attention_f16: types");
   TORCH_CHECK(q.dim() == 4 && kb.dim() == 5 && v.dim() == 4 && kb.is_contiguous() && v.is_contiguous(), "cross_attention_f16: shapes");
   const int64_t Bk = q.size(0), R = q.size(1), H = q.size(2), D = q.size(3);
@@ -296,7 +299,8 @@ torch::Tensor cross_attention_f16(const torch::Tensor& q, const torch::Tensor& k
   const uint16_t* vp = reinterpret_cast<const uint16_t*>(v.data_ptr<at::Half>());
   float* op = out.data_ptr<float>();
   pybind11::gil_scoped_release nogil;
-  cross_raw(qp, Bk, R, H, kp, blocks, vp, T, op);
+  const int64_t* lens = npuw::window_lengths(lengths, Bk, T);
+  cross_raw(qp, Bk, R, H, kp, blocks, vp, T, op, nullptr, lens);
   return out;
 }
 
@@ -379,9 +383,11 @@ const float* f32(const torch::Tensor& t) { return t.numel() ? t.data_ptr<float>(
 //   read): its attention reads none of its keys and values (cross-attention: a window
 //   whose rows have all finished). The products still take every row, so a live row's
 //   numbers are the same either way.
+//   lengths: empty, or M / rep int64 frame counts: each window's own frames (<= T).
 torch::Tensor decoder_step(const torch::Tensor& x, const std::vector<std::vector<torch::Tensor>>& layers,
                            const std::vector<torch::Tensor>& caches, const std::vector<torch::Tensor>& cross,
-                           int64_t T, int64_t off, int64_t rep, int64_t H, const c10::optional<torch::Tensor>& live) {
+                           int64_t T, int64_t off, int64_t rep, int64_t H, const c10::optional<torch::Tensor>& live,
+                           const c10::optional<torch::Tensor>& lengths) {
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() == 2 && x.is_contiguous(), "decoder_step: x [M, D] float32");
   const int64_t M = x.size(0), D = x.size(1);
   TORCH_CHECK(M >= 1 && M <= 8 && M % rep == 0 && D == H * 64, "decoder_step: 1 to 8 rows, head size 64");
@@ -394,6 +400,7 @@ torch::Tensor decoder_step(const torch::Tensor& x, const std::vector<std::vector
                   "decoder_step: int8 keys/values with float32 scales");
   const int64_t nctx = caches[0].size(1);
   TORCH_CHECK(off >= 0 && off < nctx, "decoder_step: decoder context exceeded");
+  const int64_t* lens = npuw::window_lengths(lengths, M / rep, T);
   const uint8_t* row_live = nullptr;
   std::vector<uint8_t> window_live;
   if (live.has_value() && live->defined()) {
@@ -456,10 +463,10 @@ torch::Tensor decoder_step(const torch::Tensor& x, const std::vector<std::vector
     if (per == 4) {
       const torch::Tensor& kb = cross[4 * l];
       npuw::cross_raw_q8(q.data(), M / rep, rep, H, kb.data_ptr<int8_t>(), cross[4 * l + 1].data_ptr<float>(), kb.size(2),
-                         cross[4 * l + 2].data_ptr<int8_t>(), cross[4 * l + 3].data_ptr<float>(), T, a.data(), wlive);
+                         cross[4 * l + 2].data_ptr<int8_t>(), cross[4 * l + 3].data_ptr<float>(), T, a.data(), wlive, lens);
     } else {
       const torch::Tensor& kb = cross[2 * l];
-      cross_raw(q.data(), M / rep, rep, H, f16(kb), kb.size(2), f16(cross[2 * l + 1]), T, a.data(), wlive);
+      cross_raw(q.data(), M / rep, rep, H, f16(kb), kb.size(2), f16(cross[2 * l + 1]), T, a.data(), wlive, lens);
     }
     lin(pco)(a.data(), M, D, D, t.data(), false);
     for (int64_t i = 0; i < M * D; ++i) xp[i] += t[i];
@@ -472,12 +479,13 @@ torch::Tensor decoder_step(const torch::Tensor& x, const std::vector<std::vector
   return out;
 }
 #else
-torch::Tensor cross_attention_f16(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t) {
+torch::Tensor cross_attention_f16(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t, const c10::optional<torch::Tensor>&) {
   TORCH_CHECK(false, "cross_attention_f16 needs AVX-512");
   return {};
 }
 torch::Tensor decoder_step(const torch::Tensor&, const std::vector<std::vector<torch::Tensor>>&, const std::vector<torch::Tensor>&,
-                           const std::vector<torch::Tensor>&, int64_t, int64_t, int64_t, int64_t, const c10::optional<torch::Tensor>&) {
+                           const std::vector<torch::Tensor>&, int64_t, int64_t, int64_t, int64_t, const c10::optional<torch::Tensor>&,
+                           const c10::optional<torch::Tensor>&) {
   TORCH_CHECK(false, "decoder_step needs AVX-512");
   return {};
 }
@@ -499,11 +507,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("linear_f16", &linear_f16, "x[..., K] float32 (1-8 rows) · w[N, K] float16ᵀ + bias (then GELU) -> [..., N] float32",
         pybind11::arg("x"), pybind11::arg("w"), pybind11::arg("bias") = pybind11::none(), pybind11::arg("gelu") = false);
   m.def("cross_attention_f16", &cross_attention_f16, "q[Bk, R, H, 64] over blocked fp16 keys kb[Bk, H, T/16, 64, 16] and values v[Bk, H, T, 64]",
-        pybind11::arg("q"), pybind11::arg("kb"), pybind11::arg("v"), pybind11::arg("T"));
+        pybind11::arg("q"), pybind11::arg("kb"), pybind11::arg("v"), pybind11::arg("T"), pybind11::arg("lengths") = pybind11::none());
   m.def("quantize_cross_q8", &npuw::quantize_cross_q8, "int8 copies of keys (blocked, keys=True) or values of x[B, T, H*64], one scale per (frame, head)",
         pybind11::arg("x"), pybind11::arg("n_head"), pybind11::arg("keys"));
   m.def("cross_attention_q8", &npuw::cross_attention_q8, "cross_attention_f16 on int8 keys kb[Bk, H, T/16, 64, 16] (scales ks) and values v[Bk, H, T, 64] (scales vs)",
-        pybind11::arg("q"), pybind11::arg("kb"), pybind11::arg("ks"), pybind11::arg("v"), pybind11::arg("vs"), pybind11::arg("T"));
+        pybind11::arg("q"), pybind11::arg("kb"), pybind11::arg("ks"), pybind11::arg("v"), pybind11::arg("vs"), pybind11::arg("T"),
+        pybind11::arg("lengths") = pybind11::none());
   m.def("pack_q8", &npuw::pack_q8_tensor, "w[N, K] -> int8 packed weight, per-row scales, group corrections (linear_q8's operands)",
         pybind11::arg("w"));
   m.def("linear_q8", &npuw::linear_q8, "x[..., K] float32 (1-8 rows) · the packed int8 weight of pack_q8 (+ bias, then GELU) -> [..., N]",
@@ -512,7 +521,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("has_q8", &npuw::has_q8, "the int8 products (AVX512-VNNI) are built in");
   m.def("decoder_step", &decoder_step, "one decoded position through every decoder layer (AVX-512)",
         pybind11::arg("x"), pybind11::arg("layers"), pybind11::arg("caches"), pybind11::arg("cross"), pybind11::arg("T"),
-        pybind11::arg("off"), pybind11::arg("rep"), pybind11::arg("n_head"), pybind11::arg("live") = pybind11::none());
+        pybind11::arg("off"), pybind11::arg("rep"), pybind11::arg("n_head"), pybind11::arg("live") = pybind11::none(),
+        pybind11::arg("lengths") = pybind11::none());
   m.def("isa", &isa, "the instruction set the kernel was compiled for");
   m.attr("lanes") = kLanes;
 }

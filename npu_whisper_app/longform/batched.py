@@ -3,7 +3,10 @@
 The recording (or many recordings) is cut at pauses into chunks of at most 30 s
 (:mod:`.chunks`); each chunk's log-mel is computed on its own (its own max, as if the
 chunk were a file, as faster-whisper's batched pipeline does) and encoded on a window
-trimmed to the batch's longest chunk (+ margin, whole 128-frame tiles); ``batch_size``
+trimmed to its own length (+ margin, whole 128-frame tiles: :func:`window_frames`); the
+decoder attends to each window's own frames, so a chunk reads the same whatever it is
+batched with (without the fast decoder, which masks the padding, every window of a
+batch takes the longest chunk's length); ``batch_size``
 chunks are then decoded together by openai-whisper's ``DecodingTask`` (tokenizer, logit
 filters, timestamp rules) through the fast decoder: one compiled step a token for all
 rows, each row with its own kv cache and its own cross-attention keys/values. A row
@@ -133,6 +136,24 @@ def window_frames(content: int, trimmed: bool) -> int:
     return min(N_FRAMES, -(-need // TILE_FRAMES) * TILE_FRAMES)
 
 
+def _encode(model: Any, mel: torch.Tensor, own: list[int]) -> tuple[torch.Tensor, list[int] | None]:
+    """``mel[B, n_mels, frames]``'s features, each row encoded over its own ``own[i]``
+    frames (rows of one length together), zero-padded to the longest; and each row's
+    feature count, None when the rows are all one length."""
+    if len(set(own)) == 1:
+        return model.encoder(mel[..., : own[0]]), None
+    features = None
+    for w in sorted(set(own), reverse=True):
+        rows = [i for i, n in enumerate(own) if n == w]
+        part = model.encoder(mel[rows, :, :w])
+        if features is None:
+            features = part.new_zeros((mel.shape[0], part.shape[1], part.shape[2]))
+        features[rows, : part.shape[1]] = part
+    assert features is not None
+    per = features.shape[1] / max(own)  # the encoder's frames per mel frame (1/2)
+    return features, [int(n * per) for n in own]
+
+
 def _decoding_options(options: Any, temperature: float, language: str | None, prompt: list[int] | None) -> whisper.DecodingOptions:
     kw: dict[str, Any] = dict(
         task=options.task, language=language, temperature=temperature, prompt=prompt,
@@ -166,18 +187,24 @@ def _needs_fallback(r: whisper.DecodingResult, options: Any) -> bool:
 
 def decode_rows(
     model: Any, features: torch.Tensor, options: Any, language: str | None, prompt: list[int] | None, ctx: JobContext,
-    stats: BatchedStats, make_inference: InferenceFactory | None = None,
+    stats: BatchedStats, make_inference: InferenceFactory | None = None, frames: list[int] | None = None,
 ) -> list[whisper.DecodingResult]:
-    """Decode every row of ``features[B, T, D]`` with temperature fallback per row."""
+    """Decode every row of ``features[B, T, D]`` with temperature fallback per row;
+    ``frames``: each row's own frames (the rest zero padding)."""
     temps = tuple(options.temperature) if isinstance(options.temperature, (tuple, list)) else (float(options.temperature),)
     results: list[whisper.DecodingResult | None] = [None] * features.shape[0]
     pending = list(range(features.shape[0]))
     for k, t in enumerate(temps):
         ctx.check_stop()
         sub = features[pending] if len(pending) != features.shape[0] else features
+        sub_frames = None if frames is None else [frames[i] for i in pending]
+        if sub_frames is not None:
+            sub = sub[:, : max(sub_frames)]
         if k:
             stats.fallback_rows += len(pending)
-        out, stopped = decode_features(model, sub, _decoding_options(options, t, language, prompt), make_inference, options.compression_ratio_threshold)
+        out, stopped = decode_features(
+            model, sub, _decoding_options(options, t, language, prompt), make_inference, options.compression_ratio_threshold, sub_frames
+        )
         stats.loops_stopped += stopped
         still = []
         for idx, r in zip(pending, out):
@@ -285,19 +312,23 @@ def transcribe_batched_many(
         ctx.check_stop()
         batch = chunks[b0:b1]
         mels = [_chunk_mel(sources[c.source].samples, c, n_mels) for c in batch]
-        frames = window_frames(max(m.shape[-1] for m in mels), trimmed)
+        if trimmed and make_inference is not None:  # each chunk on its own window
+            own = [window_frames(m.shape[-1], trimmed) for m in mels]
+        else:
+            own = [window_frames(max(m.shape[-1] for m in mels), trimmed)] * len(batch)
+        frames = max(own)
         mel = torch.zeros(len(batch), n_mels, frames)
         for i, m in enumerate(mels):
-            mel[i, :, : min(m.shape[-1], frames)] = m[:, :frames]
+            mel[i, :, : min(m.shape[-1], own[i])] = m[:, : own[i]]
         stats.batches += 1
-        stats.encoded_frames += frames * len(batch)
+        stats.encoded_frames += sum(own)
         with torch.inference_mode():
-            features = model.encoder(mel)
+            features, feature_frames = _encode(model, mel, own)
             if language is None:  # openai-whisper detects on the first window; so do we
-                probs = language_of_features(model, features[:1], tokenizer)
+                probs = language_of_features(model, features[:1, : own[0] // 2], tokenizer)
                 language = max(probs, key=probs.get)
                 tokenizer = get_tokenizer(True, num_languages=model.num_languages, language=language, task=options.task)
-            results = decode_rows(model, features, options, language, prompt, ctx, stats, make_inference)
+            results = decode_rows(model, features, options, language, prompt, ctx, stats, make_inference, feature_frames)
         for i, (c, r) in enumerate(zip(batch, results)):
             if _skip(r, options):
                 continue
@@ -305,10 +336,10 @@ def transcribe_batched_many(
             if options.word_timestamps and segs:
                 from ..model.whisper_loop import add_word_timestamps
 
-                content = min(mels[i].shape[-1], frames)
+                content = min(mels[i].shape[-1], own[i])
                 with torch.inference_mode():
                     add_word_timestamps(
-                        segments=segs, model=model, tokenizer=tokenizer, mel=mel[i], num_frames=content,
+                        segments=segs, model=model, tokenizer=tokenizer, mel=mel[i, :, : own[i]], num_frames=content,
                         prepend_punctuations=options.prepend_punctuations, append_punctuations=options.append_punctuations,
                         last_speech_timestamp=last_speech[c.source],
                     )

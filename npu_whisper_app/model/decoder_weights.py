@@ -34,6 +34,19 @@ class F16Linear(nn.Module):
         return F.gelu(y) if gelu else y
 
 
+class Bf16Linear:
+    """A Linear's product by a bf16 copy of its weight (fp32 accumulation, fp32 bias):
+    the cross keys/values where the encoder runs at precision bf16 (its own rounding)."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        self.weight = linear.weight.detach().to(torch.bfloat16)
+        self.bias = None if linear.bias is None else linear.bias.detach().float()
+
+    def __call__(self, x: Tensor) -> Tensor:
+        y = F.linear(x.to(torch.bfloat16), self.weight).float()
+        return y.add_(self.bias) if self.bias is not None else y
+
+
 def fp16_exact(t: Tensor, rows: int = 4096) -> bool:
     """Every value of ``t`` is an fp16 number (checked ``rows`` rows at a time: no
     whole copies of a large embedding)."""

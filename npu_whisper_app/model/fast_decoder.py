@@ -45,10 +45,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..jobs import IDLE, JobContext
-from .decoder_attention import CrossCopies, _blocked_f16, _heads, _merge, cross_attention_fp32, cross_heads, int8_copies
+from .decoder_attention import (
+    CrossCopies,
+    _blocked_f16,
+    _heads,
+    _merge,
+    cross_attention_fp32,
+    cross_heads,
+    int8_copies,
+    row_lengths,
+)
 from .decoder_weights import (
     LOGIT_BLOCK,
     MAX_F16_ROWS,
+    Bf16Linear,
     F16Linear,
     Q8Weight,
     fp16_exact,
@@ -122,7 +132,7 @@ class FastDecoder(nn.Module):
         #: bf16 encoder's): set by the engine where the encoder runs at precision bf16
         #: (2.4x faster than the fp32 products; their rounding is the encoder's own)
         self.cross_bf16 = False
-        self._cross_w16: dict[int, tuple[Tensor, Tensor | None, Tensor, Tensor | None]] = {}
+        self._cross_w16: dict[int, tuple[Bf16Linear, Bf16Linear]] = {}
         #: per layer, the tensors the compiled one-token step reads (None: Python loop)
         self.step_params: list[list[Tensor]] | None = None
         self.logits16: Tensor | None = None
@@ -146,15 +156,16 @@ class FastDecoder(nn.Module):
         self._logits_q8: Q8Weight | None = None
         self._cross16: list[CrossCopies] | None = None
 
-    def inference_factory(self, ctx: JobContext = IDLE, int8: bool = False) -> Callable[[Any, int], FastInference]:
+    def inference_factory(self, ctx: JobContext = IDLE, int8: bool = False) -> Callable[..., FastInference]:
         """What ``model.whisper_loop.decode`` builds its token step with, for one job:
         ``ctx.should_stop`` is polled before every token, so a job (or a live partial
         overtaken by a final) stops between tokens, not at the end. ``int8``: the
         compiled step reads int8 copies of the windows' keys and values (half the bytes
         of fp16) and, where the CPU has VNNI, its products and the vocabulary's are int8
         (:attr:`int8_products`). Not exact: the batched mode, which promises no
-        openai-whisper parity, measured on words."""
-        return lambda _model, initial_token_length: FastInference(self, initial_token_length, ctx, int8)
+        openai-whisper parity, measured on words. The factory takes ``frames`` (each
+        window's own frame count, for windows of different lengths in one batch)."""
+        return lambda _model, initial_token_length, frames=None: FastInference(self, initial_token_length, ctx, int8, frames)
 
     @property
     def int8_products(self) -> bool:
@@ -199,72 +210,66 @@ class FastDecoder(nn.Module):
             self.step_params = [step_params(layer) for layer in layers]
 
     # -- cross-attention keys/values, once per window ---------------------------------
-    def cross_kv(self, xa: Tensor, int8: bool = False) -> list[tuple[Tensor, Tensor]] | None:
+    def cross_kv(self, xa: Tensor, int8: bool = False, lengths: Tensor | None = None) -> list[tuple[Tensor, Tensor]] | None:
         """Each layer's cross-attention keys and values of the window, ``[B, T, D]`` as the
         projections give them (see :func:`cross_heads` for the fp32 attention's layout);
         None where only the kernel's copies are kept (:meth:`cross16`: fp16, or int8 with
-        ``int8``)."""
+        ``int8``). ``lengths`` (int64 ``[B]``): each window's own frames (the others are
+        padding, never read)."""
         int8 = int8 and self.cross_fp16
         if self._cross is not None:
-            feats, fmt, kv = self._cross
-            if fmt == int8 and (feats is xa or (feats.shape == xa.shape and torch.equal(feats, xa))):
+            feats, fmt, lens, kv = self._cross
+            same_lengths = (lens is None) == (lengths is None) and (lens is None or torch.equal(lens, lengths))
+            if fmt == int8 and same_lengths and (feats is xa or (feats.shape == xa.shape and torch.equal(feats, xa))):
                 return kv
         if self.cross_fp16:
             # only the kernel's copies are kept, made a layer at a time: the fp32
             # keys/values of a batch of 8 windows are 295 MB for base (see cross_kv_fp32)
             self._cross16 = None  # the last window's go first
-            self._cross16 = [self._cross_copies(layer, xa, int8) for layer in self.layers]
-            self._cross = (xa, int8, None)
+            self._cross16 = [self._cross_copies(layer, xa, int8, lengths) for layer in self.layers]
+            self._cross = (xa, int8, lengths, None)
             return None
         kv = self.cross_kv_fp32(xa)
-        self._cross = (xa, False, kv)
+        self._cross = (xa, False, lengths, kv)
         self._cross16 = None
         return kv
 
-    def _cross_copies(self, layer: _Layer, xa: Tensor, int8: bool) -> CrossCopies:
+    def _cross_copies(self, layer: _Layer, xa: Tensor, int8: bool, lengths: Tensor | None) -> CrossCopies:
         """One layer's fp16 (or int8) keys/values of ``xa[B, T, D]``, made a window at a
-        time: the fp32 products and the padded copy of one window at once, not of the
-        batch's."""
+        time (over its own frames): the fp32 products and the padded copy of one window
+        at once, not of the batch's."""
         b, t, _ = xa.shape
         ck, cv = self._cross_projections(layer)
 
-        def one(x: Tensor) -> CrossCopies:
+        def one(x: Tensor) -> tuple[Tensor, ...]:
             if int8:
-                return int8_copies(self._kernel, ck(x), cv(x), self.n_head)
-            return _blocked_f16(_heads(ck(x), self.n_head), _heads(cv(x), self.n_head))
+                return int8_copies(self._kernel, ck(x), cv(x), self.n_head)[:-1]
+            return _blocked_f16(_heads(ck(x), self.n_head), _heads(cv(x), self.n_head))[:-1]
 
-        if b == 1:
-            return one(xa)
+        if b == 1 and lengths is None:
+            return CrossCopies(one(xa), t)
+        own = [t] * b if lengths is None else [int(n) for n in lengths]
+        if max(own) != t:
+            raise ValueError(f"the longest window must fill the features ({max(own)} of {t} frames)")
+        longest = own.index(t)  # first: its copies give the batch's shapes
         parts: list[Tensor] = []
-        for i in range(b):
-            *p1, _ = one(xa[i : i + 1])
-            if i == 0:
-                parts = [p.new_empty((b, *p.shape[1:])) for p in p1]
+        for i in [longest, *(j for j in range(b) if j != longest)]:
+            p1 = one(xa[i : i + 1, : own[i]])
+            if not parts:
+                make = torch.empty if lengths is None else torch.zeros  # a shorter window's tail: zeros, never read
+                parts = [make((b, *p.shape[1:]), dtype=p.dtype) for p in p1]
             for whole, p in zip(parts, p1):
-                whole[i] = p[0]
-        return (*parts, t)
+                whole[i][tuple(slice(0, n) for n in p.shape[1:])] = p[0]
+        return CrossCopies(tuple(parts), t, lengths)
 
     def _cross_projections(self, layer: _Layer) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:
         """The layer's key and value projections of the audio features: its own Linears,
         or with :attr:`cross_bf16` bf16 copies of their weights (made once)."""
         if not self.cross_bf16:
             return layer.ck, layer.cv
-        key = id(layer)
-        if key not in self._cross_w16:
-            def w16(m: nn.Module) -> tuple[Tensor, Tensor | None]:
-                return m.weight.detach().to(torch.bfloat16), None if m.bias is None else m.bias.detach().float()
-
-            self._cross_w16[key] = (*w16(layer.ck), *w16(layer.cv))
-        wk, bk, wv, bv = self._cross_w16[key]
-
-        def proj(w: Tensor, bias: Tensor | None) -> Callable[[Tensor], Tensor]:
-            def run(x: Tensor) -> Tensor:
-                y = F.linear(x.to(torch.bfloat16), w).float()
-                return y.add_(bias) if bias is not None else y
-
-            return run
-
-        return proj(wk, bk), proj(wv, bv)
+        if id(layer) not in self._cross_w16:
+            self._cross_w16[id(layer)] = (Bf16Linear(layer.ck), Bf16Linear(layer.cv))
+        return self._cross_w16[id(layer)]
 
     def forget_window(self) -> None:
         """Drop the last window's cross-attention keys/values (kept so that a fallback
@@ -295,11 +300,11 @@ class FastDecoder(nn.Module):
         if self.step_params is None or cross16 is None or x.shape[0] > MAX_F16_ROWS or x.shape[1] != 1:
             return None
         caches = [t for kv in cache for t in kv]
-        flat = [t for copies in cross16 for t in copies[:-1]]
+        flat = [t for copies in cross16 for t in copies.tensors]
         flags = live.to(torch.uint8).contiguous() if live is not None else None
         out = self._kernel.decoder_step(
             x.reshape(x.shape[0], -1).contiguous(), self._q8_step_params() if int8 and self.int8_products else self.step_params, caches, flat,
-            cross16[0][-1], off, rep, self.n_head, flags,
+            cross16[0].frames, off, rep, self.n_head, flags, cross16[0].lengths,
         )
         return out.view_as(x)
 
@@ -313,8 +318,9 @@ class FastDecoder(nn.Module):
         if rows > MAX_F16_ROWS:
             return None
         qh = q.reshape(b // rep, rows, self.n_head, d // self.n_head)
-        copies = cross16[layer_index]
-        out = self._kernel.cross_attention_q8(qh, *copies) if len(copies) == 5 else self._kernel.cross_attention_f16(qh, *copies)
+        c = cross16[layer_index]
+        attention = self._kernel.cross_attention_q8 if c.int8 else self._kernel.cross_attention_f16
+        out = attention(qh, *c.tensors, c.frames, c.lengths)
         return out.view(b, n, d)
 
     def logits(self, x: Tensor, int8: bool = False) -> Tensor:
@@ -357,10 +363,16 @@ class FastInference:
     """openai-whisper's ``Inference`` interface (``logits``, ``rearrange_kv_cache``,
     ``cleanup_caching``) over a :class:`FastDecoder` with a preallocated cache."""
 
-    def __init__(self, fast: FastDecoder, initial_token_length: int, ctx: JobContext = IDLE, int8: bool = False) -> None:
+    def __init__(
+        self, fast: FastDecoder, initial_token_length: int, ctx: JobContext = IDLE, int8: bool = False, frames: list[int] | None = None,
+    ) -> None:
+        """``frames``: each audio window's own frame count, where the windows of one batch
+        differ (the features are padded to the longest; the rest is never attended)."""
         self.fast = fast
         self.ctx = ctx
         self.int8 = int8
+        self.frames = frames
+        self.lengths: Tensor | None = None
         self.initial_token_length = initial_token_length
         self.offset = 0
         self.cache: list[tuple[Tensor, Tensor]] | None = None
@@ -395,7 +407,8 @@ class FastInference:
             # the whole context: the caches of a best-of-5 fallback over 4 windows of base
             # are 220 MB at 448 positions; a longer decode grows them (_grow)
             self._alloc(tokens.shape[0], audio_features.dtype, min(fd.n_ctx, tokens.shape[-1] + fd.n_ctx // 2 + 1))
-            self.cross_raw = fd.cross_kv(audio_features, self.int8)
+            self.lengths = row_lengths(self.frames, audio_features)
+            self.cross_raw = fd.cross_kv(audio_features, self.int8, self.lengths)
             self.cross16 = fd.cross16()
             self.rep = tokens.shape[0] // audio_features.shape[0]
             self.cross = None
@@ -440,7 +453,7 @@ class FastInference:
                     self.cross = cross_heads(self.cross_raw, h)
                     self.cross_raw = None  # the head-major copies are all the steps read
                 ck, cv = self.cross[i]
-                a = cross_attention_fp32(q, ck, cv, h, self.rep)
+                a = cross_attention_fp32(q, ck, cv, h, self.rep, self.lengths)
             x = x + layer.co(a)
             y = layer.mlp_ln(x)
             x = x + layer.fc2(layer.fc1(y, gelu=True) if isinstance(layer.fc1, F16Linear) else F.gelu(layer.fc1(y)))

@@ -36,7 +36,8 @@ from whisper.utils import exact_div, get_end
 
 from ..jobs import IDLE, JobContext
 
-InferenceFactory = Callable[[Any, int], Any]  # (model, initial_token_length) -> Inference
+#: (model, initial_token_length[, frames=each window's own frames]) -> Inference
+InferenceFactory = Callable[..., Any]
 
 
 # -- what we rely on -------------------------------------------------------------------------
@@ -139,14 +140,18 @@ class _FeaturesTask(wdec.DecodingTask):
     have fewer than 1500 frames, which its own check would send to the encoder again),
     through the fast decoder where the model carries one."""
 
-    def __init__(self, model: Any, options: wdec.DecodingOptions, stop_loops: float | None = None, make_inference: InferenceFactory | None = None) -> None:
+    def __init__(
+        self, model: Any, options: wdec.DecodingOptions, stop_loops: float | None = None, make_inference: InferenceFactory | None = None,
+        frames: list[int] | None = None,
+    ) -> None:
         super().__init__(model, options)
         self.stop_loops = None
         if stop_loops is not None:
             self.stop_loops = StopLoops(self.tokenizer, self.sample_begin, stop_loops)
             self.logit_filters.append(self.stop_loops)
         if make_inference is not None:
-            self.inference = make_inference(model, len(self.initial_tokens))
+            extra = {} if frames is None else {"frames": frames}
+            self.inference = make_inference(model, len(self.initial_tokens), **extra)
             if hasattr(self.decoder, "inference"):  # beam search keeps its own reference
                 self.decoder.inference = self.inference
 
@@ -183,12 +188,15 @@ def language_of_features(model: Any, features: torch.Tensor, tokenizer: Tokenize
 @torch.no_grad()
 def decode_features(
     model: Any, features: torch.Tensor, options: DecodingOptions, make_inference: InferenceFactory | None = None,
-    stop_loops: float | None = None,
+    stop_loops: float | None = None, frames: list[int] | None = None,
 ) -> tuple[list[DecodingResult], int]:
     """Decode ``features[B, T, D]`` (windows already encoded, any T) as one batch; with
     ``stop_loops``, rows whose text already compresses past it are ended early. Returns
-    the results and how many rows were ended so."""
-    task = _FeaturesTask(model, options, stop_loops, make_inference)
+    the results and how many rows were ended so. ``frames``: each window's own frames
+    where they differ (zero-padded to T; needs ``make_inference``, whose step masks them)."""
+    if frames is not None and make_inference is None and min(frames) < features.shape[1]:
+        raise ValueError("windows of different lengths need the fast decoder (make_inference)")
+    task = _FeaturesTask(model, options, stop_loops, make_inference, frames)
     out = task.run(features)
     return out, (task.stop_loops.stopped if task.stop_loops is not None else 0)
 
