@@ -81,7 +81,7 @@ def main() -> int:
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--model", default="base")
     ap.add_argument("--mode", choices=["batched", "sequential", "both"], default="batched")
-    ap.add_argument("--precision", choices=["fp32", "bf16", "int8", "auto"], default="fp32", help="the cpu device's (the encoder's prepared weights)")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "int8", "auto"], default="auto", help="the cpu device's (the encoder's prepared weights; default: what transcribe uses)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     from npu_whisper_app.bench_e2e import cpu_summary

@@ -6,6 +6,8 @@ not use it (its parity with openai-whisper is tested elsewhere)."""
 
 from __future__ import annotations
 
+import platform
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -131,6 +133,24 @@ def test_windows_of_their_own_lengths_attend_to_their_own_frames(kernel) -> None
         assert (fp32[w] - ref.permute(0, 2, 1, 3)[0]).abs().max() < 1e-5, n
     with pytest.raises(RuntimeError):
         kernel.cross_attention_q8(q, kb, ks, v8, vs, t, torch.tensor([641, 1, 1]))  # longer than stored
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 instruction-set variants")
+def test_without_vnni_the_products_stay_fp16(kernel) -> None:
+    """Built for an AVX-512 CPU without VNNI (Skylake-SP): no int8 products (the step keeps
+    its fp16 ones), the int8 cross-attention gives this build's numbers."""
+    flags = [f if not f.startswith("-march=") else "-march=skylake-avx512" for f in cpu_native.CFLAGS]
+    variant = cpu_native.NativeKernel("cpu_decoder_f16_skylake_avx512", cpu_native.DECODER_F16.source, cflags=flags)
+    k = variant.load()
+    assert k is not None, variant.status()
+    assert k.isa() == "avx512f" and not k.has_q8()
+    with pytest.raises(RuntimeError, match="VNNI"):
+        k.pack_q8(torch.randn(16, 64))
+    g = torch.Generator().manual_seed(4)
+    q, keys, values = torch.randn(2, 1, 8, 64, generator=g), torch.randn(2, 100, 512, generator=g), torch.randn(2, 100, 512, generator=g)
+    copies = int8_copies(k, keys, values, 8)
+    assert all(torch.equal(a, b) for a, b in zip(copies[:4], int8_copies(kernel, keys, values, 8)[:4]))
+    assert (k.cross_attention_q8(q, *copies) - kernel.cross_attention_q8(q, *copies)).abs().max() < 1e-5
 
 
 @pytest.fixture(scope="module")
