@@ -44,12 +44,7 @@ constexpr int64_t kQ8Block = 16 * 64;  // one key block: 16 frames x 64 dims, in
 // one (frame, head): 64 floats -> 64 int8 (round to nearest even), returns the scale
 inline float quantize64(const float* x, int8_t* out) {
   __m512 v[4];
-  __m512 m = _mm512_setzero_ps();
-  for (int c = 0; c < 4; ++c) {
-    v[c] = _mm512_loadu_ps(x + 16 * c);
-    m = _mm512_max_ps(m, _mm512_abs_ps(v[c]));
-  }
-  const float amax = _mm512_reduce_max_ps(m);
+  const float amax = load64_absmax(x, v);
   const __m512 inv = _mm512_set1_ps(amax > 0.f ? 127.f / amax : 0.f);
   for (int c = 0; c < 4; ++c)
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * c), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v[c], inv))));
@@ -102,15 +97,7 @@ inline void cross_raw_q8(const float* qp, int64_t Bk, int64_t R, int64_t H, cons
                          const int64_t* lengths = nullptr) {
   const int64_t D = 64;
   const __m512 scale = _mm512_set1_ps(0.125f);  // 1 / sqrt(64)
-  std::vector<int64_t> work;
-  work.reserve(static_cast<size_t>(Bk * H));
-  for (int64_t bk = 0; bk < Bk; ++bk) {
-    if (live && !live[bk]) {
-      std::fill(op + bk * R * H * D, op + (bk + 1) * R * H * D, 0.f);
-      continue;
-    }
-    for (int64_t h = 0; h < H; ++h) work.push_back(bk * H + h);
-  }
+  const std::vector<int64_t> work = live_heads(Bk, R, H, op, live);
   at::parallel_for(0, static_cast<int64_t>(work.size()), 1, [&](int64_t i0, int64_t i1) {
     std::vector<float> scores(static_cast<size_t>(R * blocks * 16));
     for (int64_t w = i0; w < i1; ++w) {
@@ -145,12 +132,7 @@ inline void cross_raw_q8(const float* qp, int64_t Bk, int64_t R, int64_t H, cons
         }
       }
       float inv[8];
-      for (int64_t r = 0; r < R; ++r) {
-        float* s = scores.data() + r * blocks * 16;
-        float m = -std::numeric_limits<float>::infinity();
-        for (int64_t t = 0; t < Tw; ++t) m = std::max(m, s[t]);
-        inv[r] = 1.f / exp_sum(s, Tw, m);
-      }
+      softmax_rows(scores.data(), R, blocks * 16, Tw, inv);
       // the weighted sum: frames in pairs (two sets of accumulators for up to four rows,
       // so that one row does not wait on each FMA's latency)
       const int64_t sets = R <= 4 ? 2 : 1;

@@ -215,15 +215,7 @@ void cross_raw(const float* qp, int64_t Bk, int64_t R, int64_t H, const uint16_t
                const uint8_t* live = nullptr, const int64_t* lengths = nullptr) {
   const int64_t D = 64;
   const float scale = 0.125f;  // 1 / sqrt(64)
-  std::vector<int64_t> work;
-  work.reserve(static_cast<size_t>(Bk * H));
-  for (int64_t bk = 0; bk < Bk; ++bk) {
-    if (live && !live[bk]) {
-      std::fill(op + bk * R * H * D, op + (bk + 1) * R * H * D, 0.f);
-      continue;
-    }
-    for (int64_t h = 0; h < H; ++h) work.push_back(bk * H + h);
-  }
+  const std::vector<int64_t> work = npuw::live_heads(Bk, R, H, op, live);
   at::parallel_for(0, static_cast<int64_t>(work.size()), 1, [&](int64_t i0, int64_t i1) {
     std::vector<float> scores(static_cast<size_t>(R * blocks * 16));
     for (int64_t w = i0; w < i1; ++w) {
@@ -256,12 +248,7 @@ void cross_raw(const float* qp, int64_t Bk, int64_t R, int64_t H, const uint16_t
       }
       // softmax over the T real frames, then the weighted sum of values
       float inv[8];
-      for (int64_t r = 0; r < R; ++r) {
-        float* s = scores.data() + r * blocks * 16;
-        float m = -std::numeric_limits<float>::infinity();
-        for (int64_t t = 0; t < Tw; ++t) m = std::max(m, s[t]);
-        inv[r] = 1.f / exp_sum(s, Tw, m);
-      }
+      npuw::softmax_rows(scores.data(), R, blocks * 16, Tw, inv);
       __m512 o[8][4];
       for (int64_t r = 0; r < R; ++r)
         for (int c = 0; c < 4; ++c) o[r][c] = _mm512_setzero_ps();

@@ -14,6 +14,8 @@
 // outputs, so the 16 sums of a tile sit in one register and need no horizontal adds.
 #pragma once
 
+#include "cpu_vec.h"
+
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
@@ -69,12 +71,7 @@ inline void quantize_groups(const float* x, int64_t M, int64_t K, uint8_t* xq, f
     for (int64_t g = 0; g < G; ++g) {
       const float* p = x + m * K + g * kQ8Group;
       __m512 v[4];
-      __m512 mx = _mm512_setzero_ps();
-      for (int c = 0; c < 4; ++c) {
-        v[c] = _mm512_loadu_ps(p + 16 * c);
-        mx = _mm512_max_ps(mx, _mm512_abs_ps(v[c]));
-      }
-      const float amax = _mm512_reduce_max_ps(mx);
+      const float amax = load64_absmax(p, v);
       const __m512 inv = _mm512_set1_ps(amax > 0.f ? 127.f / amax : 0.f);
       xs[m * G + g] = amax / 127.f;
       for (int c = 0; c < 4; ++c) {

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -55,6 +56,15 @@ inline float exp_sum(float* x, int64_t n, float m) {
   return s;
 }
 
+// R rows of scores (row r at s + r * stride, n of them each) to exp(s - the row's max) in
+// place; inv[r] = 1 / the row's sum (the softmax's unnormalised weights)
+inline void softmax_rows(float* s, int64_t R, int64_t stride, int64_t n, float* inv) {
+  for (int64_t r = 0; r < R; ++r) {
+    float* row = s + r * stride;
+    inv[r] = 1.f / exp_sum(row, n, row_max(row, n));
+  }
+}
+
 #if defined(__AVX512F__)
 // exp(x) for x <= 0 (scores less their row's max), 16 at a time: Cephes' expf
 // (range reduction by ln 2 in two parts, a degree-6 polynomial; about 1 ulp) and a
@@ -73,6 +83,32 @@ inline __m512 exp_nonpositive(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
   p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
   return _mm512_scalef_ps(p, n);
+}
+
+// 64 floats of x loaded into v[4]; returns their largest magnitude (the int8 kernels' scales)
+inline float load64_absmax(const float* x, __m512 v[4]) {
+  __m512 m = _mm512_setzero_ps();
+  for (int c = 0; c < 4; ++c) {
+    v[c] = _mm512_loadu_ps(x + 16 * c);
+    m = _mm512_max_ps(m, _mm512_abs_ps(v[c]));
+  }
+  return _mm512_reduce_max_ps(m);
+}
+
+// The work items (window * H + head) of a cross-attention call over Bk windows of R rows:
+// windows whose rows have all finished (live[bk] == 0) get zeros in out[Bk, R, H, 64] and
+// no item, so the work is handed out over the live ones only.
+inline std::vector<int64_t> live_heads(int64_t Bk, int64_t R, int64_t H, float* out, const uint8_t* live) {
+  std::vector<int64_t> work;
+  work.reserve(static_cast<size_t>(Bk * H));
+  for (int64_t bk = 0; bk < Bk; ++bk) {
+    if (live && !live[bk]) {
+      std::fill(out + bk * R * H * 64, out + (bk + 1) * R * H * 64, 0.f);
+      continue;
+    }
+    for (int64_t h = 0; h < H; ++h) work.push_back(bk * H + h);
+  }
+  return work;
 }
 
 // x[j] = exp(x[j] - m) in place, m >= every x[j]; returns the sum.
