@@ -136,22 +136,25 @@ def window_frames(content: int, trimmed: bool) -> int:
     return min(N_FRAMES, -(-need // TILE_FRAMES) * TILE_FRAMES)
 
 
-def _encode(model: Any, mel: torch.Tensor, own: list[int]) -> tuple[torch.Tensor, list[int] | None]:
+def _encode(model: Any, mel: torch.Tensor, own: list[int]) -> tuple[torch.Tensor, list[int]]:
     """``mel[B, n_mels, frames]``'s features, each row encoded over its own ``own[i]``
     frames (rows of one length together), zero-padded to the longest; and each row's
-    feature count, None when the rows are all one length."""
+    feature count."""
     if len(set(own)) == 1:
-        return model.encoder(mel[..., : own[0]]), None
+        features = model.encoder(mel[..., : own[0]])
+        return features, [features.shape[1]] * len(own)
     features = None
+    counts = [0] * len(own)
     for w in sorted(set(own), reverse=True):
         rows = [i for i, n in enumerate(own) if n == w]
         part = model.encoder(mel[rows, :, :w])
         if features is None:
             features = part.new_zeros((mel.shape[0], part.shape[1], part.shape[2]))
         features[rows, : part.shape[1]] = part
+        for i in rows:
+            counts[i] = part.shape[1]
     assert features is not None
-    per = features.shape[1] / max(own)  # the encoder's frames per mel frame (1/2)
-    return features, [int(n * per) for n in own]
+    return features, counts
 
 
 def _decoding_options(options: Any, temperature: float, language: str | None, prompt: list[int] | None) -> whisper.DecodingOptions:
@@ -323,12 +326,13 @@ def transcribe_batched_many(
         stats.batches += 1
         stats.encoded_frames += sum(own)
         with torch.inference_mode():
-            features, feature_frames = _encode(model, mel, own)
+            features, counts = _encode(model, mel, own)
             if language is None:  # openai-whisper detects on the first window; so do we
-                probs = language_of_features(model, features[:1, : own[0] // 2], tokenizer)
+                probs = language_of_features(model, features[:1, : counts[0]], tokenizer)
                 language = max(probs, key=probs.get)
                 tokenizer = get_tokenizer(True, num_languages=model.num_languages, language=language, task=options.task)
-            results = decode_rows(model, features, options, language, prompt, ctx, stats, make_inference, feature_frames)
+            ragged = counts if len(set(counts)) > 1 else None  # windows of their own lengths
+            results = decode_rows(model, features, options, language, prompt, ctx, stats, make_inference, ragged)
         for i, (c, r) in enumerate(zip(batch, results)):
             if _skip(r, options):
                 continue

@@ -136,6 +136,9 @@ class FastDecoder(nn.Module):
         #: per layer, the tensors the compiled one-token step reads (None: Python loop)
         self.step_params: list[list[Tensor]] | None = None
         self.logits16: Tensor | None = None
+        #: the compiled step and the int8 VNNI products (``devices/cpu_linear_q8.h``) are
+        #: there (set once with the fp16 copies; read by every int8 step)
+        self.int8_products = False
         self._kernel = None
         if quant == "none" and kernel is not None:
             self._use_fp16(dec, layers, kernel, fp16_only)
@@ -166,12 +169,6 @@ class FastDecoder(nn.Module):
         openai-whisper parity, measured on words. The factory takes ``frames`` (each
         window's own frame count, for windows of different lengths in one batch)."""
         return lambda _model, initial_token_length, frames=None: FastInference(self, initial_token_length, ctx, int8, frames)
-
-    @property
-    def int8_products(self) -> bool:
-        """The compiled step and the int8 VNNI products (``devices/cpu_linear_q8.h``) are
-        there."""
-        return self.step_params is not None and bool(getattr(self._kernel, "has_q8", lambda: False)())
 
     def _q8_step_params(self) -> list[list[Tensor]]:
         """Per layer the int8 step's 38 tensors, and the vocabulary's int8 copy: made on the
@@ -208,6 +205,7 @@ class FastDecoder(nn.Module):
         self.cross_fp16 = kernel.isa() == "avx512f" and self.n_state // self.n_head == 64
         if self.cross_fp16:
             self.step_params = [step_params(layer) for layer in layers]
+            self.int8_products = bool(kernel.has_q8())
 
     # -- cross-attention keys/values, once per window ---------------------------------
     def cross_kv(self, xa: Tensor, int8: bool = False, lengths: Tensor | None = None) -> list[tuple[Tensor, Tensor]] | None:
